@@ -1,0 +1,66 @@
+# Dossier — `make run` to try it, `make test` to test it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: run test lint fmt check bench migrate sysdeps browser clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Dossier needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed-base
+
+# WeasyPrint needs Pango; on Debian/Ubuntu install it when it is missing (root or sudo).
+sysdeps:
+	@if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so'; then \
+	  echo "Installing Pango for WeasyPrint (apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+	    || { echo "Please install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core"; exit 1; }; \
+	fi
+
+# Debian's Chromium for the admin browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+migrate: $(VENV)/.installed-base
+	$(PY) manage.py migrate --noinput
+
+run: $(VENV)/.installed-base sysdeps migrate
+	$(PY) manage.py seed_demo
+	$(PY) bin/run.py
+
+test: $(VENV)/.installed-dev sysdeps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+fmt: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: lint
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py check
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf var/test_db.sqlite3* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,246 @@
+"""Dossier settings: one env-driven file.
+
+Every variable is optional. With none set, Dossier runs on an embedded default: SQLite
+under ``var/``, django-q2's ORM broker, files under ``var/media/`` and emails written to
+``var/mail/``. See the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+DOSSIER_VERSION = "0.1.0"
+
+# --- Core -------------------------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", default=True)
+_DEV_SECRET = "django-insecure-dossier-development-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+if not DEBUG:
+    _missing = [name for name, value in (("SECRET_KEY", SECRET_KEY), ("ALLOWED_HOSTS", ALLOWED_HOSTS)) if not value]
+    if _missing:
+        raise ImproperlyConfigured(f"DEBUG=False needs {' and '.join(_missing)} set in the environment.")
+SECRET_KEY = SECRET_KEY or _DEV_SECRET
+ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
+
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = [SITE_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "audit",
+    "organizations",
+    "cases",
+    "tagging",
+    "exports",
+    "scheduling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # runserver, the qcluster workers and the scheduler share one file: WAL lets readers
+    # work beside a writer, IMMEDIATE transactions take the write lock up front (no
+    # "database is locked" on lock upgrade) and the timeout waits for it instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Files ------------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = VAR_DIR / "media"
+
+
+def _exports_storage(url: str) -> dict[str, Any]:
+    """Translate ``EXPORTS_STORAGE`` into a ``STORAGES`` entry."""
+    if not url:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(MEDIA_ROOT / "exports"), "base_url": None},
+        }
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ImproperlyConfigured(f"EXPORTS_STORAGE must look like s3://bucket/prefix, not {url!r}.")
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": parsed.netloc,
+            "location": parsed.path.strip("/"),
+            # Never overwrite: every export gets a server-generated key of its own.
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            # A custom domain would make url() unsigned and non-expiring (FIELD-NOTES).
+            "custom_domain": None,
+        },
+    }
+
+
+EXPORTS_STORAGE = env.str("EXPORTS_STORAGE", default="")
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "exports": _exports_storage(EXPORTS_STORAGE),
+}
+
+_retention = env.int("EXPORT_RETENTION_HOURS", default=0)
+# One variable, two defaults: when set it applies to on-demand and scheduled exports alike.
+EXPORT_RETENTION_HOURS = _retention or 24
+EXPORT_RETENTION_HOURS_SCHEDULED = _retention or 168
+
+# --- Email ------------------------------------------------------------------------------
+
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="reports@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_MAX_ATTACHMENT_MB = env.float("EMAIL_MAX_ATTACHMENT_MB", default=10)
+# Django's default is None: a dead SMTP server would block a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+
+_email_url = env.str("EMAIL_URL", default="")
+if not _email_url:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+elif _email_url.startswith("console:"):
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+else:
+    try:
+        _email = environ.Env.email_url_config(_email_url)
+    except Exception as exc:  # django-environ raises bare errors for unknown schemes
+        raise ImproperlyConfigured(f"EMAIL_URL is not a supported email URL: {exc}") from exc
+    globals().update({key: value for key, value in _email.items() if value is not None})
+
+# --- Task queue (django-q2) -------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+# Rules from FIELD-NOTES: timeout < retry (a task is redelivered only after it surely
+# stopped), finite max_attempts, no catch-up replays of missed slots (the dispatcher
+# coalesces them itself). Idempotency and recovery live in our own tables.
+Q_CLUSTER: dict[str, Any] = {
+    "name": "dossier",
+    "workers": env.int("Q_WORKERS", default=2),
+    "recycle": 200,
+    "timeout": 1800,
+    "retry": 2100,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "queue_limit": 50,
+    "label": "Task queue",
+    "poll": 1,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- API --------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Dossier API",
+    "DESCRIPTION": "Tag slots, export jobs and scheduled reports, scoped by organization.",
+    "VERSION": DOSSIER_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging ----------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

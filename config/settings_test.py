@@ -1,0 +1,18 @@
+"""Settings for the test suite: the same env-driven file, with tasks run inline.
+
+django-q2 copies ``Q_CLUSTER`` when it is first imported, so ``override_settings`` cannot
+switch it: end-to-end tests start a real ``qcluster`` with ``config.settings`` instead.
+"""
+
+from __future__ import annotations
+
+from .settings import *  # noqa: F403
+from .settings import DATABASES, Q_CLUSTER, VAR_DIR
+
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so a real qcluster subprocess can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}

@@ -1,0 +1,22 @@
+"""URL map: the admin, the API under /api/v1/, its schema and docs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+admin.site.site_header = "Dossier"
+admin.site.site_title = "Dossier"
+admin.site.index_title = "Compliance exports and reports"
+
+api_v1 = [
+    path("", include("organizations.api.urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
