@@ -47,12 +47,14 @@ def test_make_run_serves_api_and_admin_and_stops_cleanly(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
     env.update(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}", PORT=str(port),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}",
+        PORT=str(port),
         DOSSIER_TEST_MARKER=marker.split("=", 1)[1],
     )
     env.pop("REDIS_URL", None)
-    make = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    make = subprocess.Popen(
+        ["make", "run"], cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline, health = time.monotonic() + 240, None
         while time.monotonic() < deadline:
