@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets runtime code write ModelForm[Case], QuerySet[Case]… as the type checker reads them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"

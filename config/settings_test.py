@@ -6,6 +6,8 @@ switch it: end-to-end tests start a real ``qcluster`` with ``config.settings`` i
 
 from __future__ import annotations
 
+import os
+
 from .settings import *  # noqa: F403
 from .settings import DATABASES, Q_CLUSTER, VAR_DIR
 
@@ -13,6 +15,9 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
+# One test database per test process, so concurrent runs never share one. On SQLite it is
+# a file, not :memory:, so a real qcluster subprocess can open the same database.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not :memory:, so a real qcluster subprocess can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_db_{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_dossier_{os.getpid()}"}

@@ -11,6 +11,8 @@ admin.site.index_title = "Compliance exports and reports"
 
 api_v1 = [
     path("", include("organizations.api.urls")),
+    path("orgs/<slug:org>/audit/", include("audit.api.urls")),
+    path("orgs/<slug:org>/tags/", include("tagging.api.urls")),
 ]
 
 urlpatterns = [

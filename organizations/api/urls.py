@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from organizations.api import views
 
@@ -6,5 +6,4 @@ urlpatterns = [
     path("health/", views.HealthView.as_view(), name="health"),
     path("orgs/", views.OrganizationListView.as_view(), name="org-list"),
     path("orgs/<slug:org>/", views.OrganizationDetailView.as_view(), name="org-detail"),
-    path("orgs/<slug:org>/audit/", include("audit.api.urls")),
 ]

@@ -1,0 +1,121 @@
+"""Formatting of cell values by data type, shared by the tag preview and every export format.
+
+Two steps: ``coerce`` turns a raw value (from a column or a JSON custom field) into a typed
+Python value for a tag's ``data_type`` — numbers stay numbers, dates become ``date`` —
+keeping values that do not fit the type as text rather than dropping them. ``as_text``
+renders any typed value the way CSV, XLSX text cells and the preview show it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+LIST_SEPARATOR = "; "
+YES, NO = "Yes", "No"
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off"}
+
+
+def _to_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace(",", "")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return value
+        if not number.is_finite():
+            return value
+        return int(number) if number == number.to_integral_value() and "." not in text else number
+    return as_text(value)
+
+
+def _to_date(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return value
+    return as_text(value)
+
+
+def _to_datetime(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    if isinstance(value, dt.date):
+        return value
+    return as_text(value)
+
+
+def _to_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return as_text(value)
+
+
+def _to_list(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return LIST_SEPARATOR.join(as_text(v) for v in value if v is not None)
+    return as_text(value)
+
+
+def _to_text(value: Any) -> Any:
+    return as_text(value)
+
+
+COERCERS = {
+    "text": _to_text,
+    "number": _to_number,
+    "date": _to_date,
+    "datetime": _to_datetime,
+    "boolean": _to_boolean,
+    "list": _to_list,
+}
+
+
+def coerce(value: Any, data_type: str) -> Any:
+    """The typed value of ``value`` for ``data_type``; None and "" stay missing (None)."""
+    if value is None or value == "":
+        return None
+    return COERCERS[data_type](value)
+
+
+def as_text(value: Any) -> str:
+    """How a typed value reads in a text cell: ISO dates, Yes/No, lists joined with '; '."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return YES if value else NO
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else str(int(value))
+    if isinstance(value, list | tuple):
+        return LIST_SEPARATOR.join(as_text(v) for v in value if v is not None)
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)

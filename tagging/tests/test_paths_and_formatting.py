@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from tagging.formatting import as_text, coerce
+from tagging.paths import FieldPathError, compile_getter, parse_field_path
+from tagging.resolution import compile_tags, resolve_tags
+
+
+@pytest.mark.parametrize(
+    ("entity", "path", "expected"),
+    [
+        ("case", "business_unit", "business_unit"),
+        ("case", " custom_fields.hr.region ", "custom_fields.hr.region"),
+        ("riu", "reporter_relationship", "reporter_relationship"),
+        ("investigation", "custom_fields.legal_hold", "custom_fields.legal_hold"),
+        ("case", "custom_fields.a-b.c_d.e1", "custom_fields.a-b.c_d.e1"),
+    ],
+)
+def test_parse_accepts_core_fields_and_custom_keys(entity, path, expected):
+    assert parse_field_path(entity, path).path == expected
+
+
+@pytest.mark.parametrize(
+    ("entity", "path", "message"),
+    [
+        ("case", "", "A field path is needed"),
+        ("case", "__class__", "Relations and '__' lookups are not allowed"),
+        ("case", "custom_fields.__class__", "do not start with '__'"),
+        ("case", "assignee", "is a relation"),
+        ("case", "assignee.password", "Relations and '__' lookups are not allowed"),
+        ("case", "primary_riu__reference", "Relations and '__' lookups"),
+        ("case", "organization", "is a relation"),
+        ("case", "secret_notes", "Unknown field 'secret_notes' for a case"),
+        ("riu", "business_unit", "Unknown field 'business_unit' for a riu"),
+        ("case", "custom_fields", "Name a key after custom_fields"),
+        ("case", "custom_fields.hr..region", "Empty key"),
+        ("case", "custom_fields.hr.", "Empty key"),
+        ("case", "title.upper", "has no sub-fields"),
+        ("case", "custom_fields.a b", "is not allowed"),
+        ("person", "title", "Unknown source entity 'person'"),
+    ],
+)
+def test_parse_rejects_with_a_message_that_says_what_is_allowed(entity, path, message):
+    with pytest.raises(FieldPathError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_field_path(entity, path)
+
+
+def test_getter_reads_nested_custom_fields_and_core_values():
+    row = {"business_unit": "Retail", "custom_fields": {"hr": {"region": "EMEA", "deep": {"x": {"y": 3}}}, "n": 1}}
+    assert compile_getter(parse_field_path("case", "business_unit"))(row) == "Retail"
+    assert compile_getter(parse_field_path("case", "custom_fields.n"))(row) == 1
+    assert compile_getter(parse_field_path("case", "custom_fields.hr.region"))(row) == "EMEA"
+    assert compile_getter(parse_field_path("case", "custom_fields.hr.deep.x.y"))(row) == 3
+    assert compile_getter(parse_field_path("case", "custom_fields.hr.region.z"))(row) is None
+    assert compile_getter(parse_field_path("case", "custom_fields.missing.k"))(row) is None
+    assert compile_getter(parse_field_path("case", "custom_fields.hr.region"))({"custom_fields": None}) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "data_type", "typed", "text"),
+    [
+        ("12", "number", 12, "12"),
+        (-3.5, "number", -3.5, "-3.5"),
+        ("1,234.50", "number", Decimal("1234.50"), "1234.50"),
+        ("n/a", "number", "n/a", "n/a"),
+        ("2026-03-01", "date", dt.date(2026, 3, 1), "2026-03-01"),
+        ("2026-03-01T10:00:00+00:00", "date", dt.date(2026, 3, 1), "2026-03-01"),
+        ("soon", "date", "soon", "soon"),
+        (
+            "2026-03-01T10:00:00+01:00",
+            "datetime",
+            dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+            "2026-03-01T10:00:00+01:00",
+        ),
+        (True, "boolean", True, "Yes"),
+        ("no", "boolean", False, "No"),
+        ("maybe", "boolean", "maybe", "maybe"),
+        (["a", "b", None, 3], "list", "a; b; 3", "a; b; 3"),
+        ("single", "list", "single", "single"),
+        (42, "text", "42", "42"),
+        ({"k": 1}, "text", '{"k": 1}', '{"k": 1}'),
+        ("", "text", None, ""),
+        (None, "number", None, ""),
+    ],
+)
+def test_coerce_keeps_types_and_keeps_misfits_as_text(value, data_type, typed, text):
+    assert coerce(value, data_type) == typed
+    assert as_text(coerce(value, data_type)) == text
+
+
+def test_resolve_tags_uses_each_tags_entity_in_slot_order():
+    tags = compile_tags(
+        [
+            {
+                "slot": 2,
+                "label": "Interviews",
+                "source_entity": "investigation",
+                "field_path": "custom_fields.interviews",
+                "data_type": "number",
+            },
+            {
+                "slot": 1,
+                "label": "Region",
+                "source_entity": "case",
+                "field_path": "custom_fields.hr.region",
+                "data_type": "text",
+            },
+            {"slot": 3, "label": "Lang", "source_entity": "riu", "field_path": "language", "data_type": "text"},
+        ]
+    )
+    assert [t.label for t in tags] == ["Region", "Interviews", "Lang"]
+    entities = {
+        "case": {"custom_fields": {"hr": {"region": "AMER"}}},
+        "investigation": {"custom_fields": {"interviews": "4"}},
+        "riu": None,
+    }
+    assert resolve_tags(tags, entities) == ["AMER", 4, None]
