@@ -127,7 +127,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
-MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 
 def _exports_storage(url: str) -> dict[str, Any]:
@@ -162,6 +162,11 @@ STORAGES: dict[str, dict[str, Any]] = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "exports": _exports_storage(EXPORTS_STORAGE),
 }
+
+# A worker renews its claim on a job every few seconds; a claim not renewed for this long
+# means the worker died, and the job is handed out again (at most EXPORT_MAX_ATTEMPTS times).
+EXPORT_LEASE_SECONDS = env.int("EXPORT_LEASE_SECONDS", default=120)
+EXPORT_MAX_ATTEMPTS = env.int("EXPORT_MAX_ATTEMPTS", default=3)
 
 _retention = env.int("EXPORT_RETENTION_HOURS", default=0)
 # One variable, two defaults: when set it applies to on-demand and scheduled exports alike.

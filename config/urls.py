@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from exports.api.views import ColumnCatalogView, signed_download
+
 admin.site.site_header = "Dossier"
 admin.site.site_title = "Dossier"
 admin.site.index_title = "Compliance exports and reports"
@@ -13,12 +15,15 @@ api_v1 = [
     path("", include("organizations.api.urls")),
     path("orgs/<slug:org>/audit/", include("audit.api.urls")),
     path("orgs/<slug:org>/tags/", include("tagging.api.urls")),
+    path("orgs/<slug:org>/columns/", ColumnCatalogView.as_view(), name="column-catalog"),
+    path("orgs/<slug:org>/exports/", include("exports.api.urls")),
 ]
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("d/<str:token>/", signed_download, name="signed-download"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

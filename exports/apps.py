@@ -1,5 +1,19 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
 class ExportsConfig(AppConfig):
     name = "exports"
+    verbose_name = "Exports"
+
+    def ready(self) -> None:
+        # Exports add "Export selected cases" to the case list; cases do not know exports.
+        from django.contrib import admin
+
+        from cases.models import Case
+        from exports.admin import export_selected_cases
+
+        case_admin = admin.site._registry.get(Case)
+        if case_admin is not None and export_selected_cases not in (case_admin.actions or []):
+            case_admin.actions = [*(case_admin.actions or []), export_selected_cases]

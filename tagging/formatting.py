@@ -73,7 +73,7 @@ def _to_boolean(value: Any) -> Any:
 
 def _to_list(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return LIST_SEPARATOR.join(as_text(v) for v in value if v is not None)
+        return LIST_SEPARATOR.join(as_text(v) for v in value if v is not None) or None
     return as_text(value)
 
 
