@@ -39,6 +39,10 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    allowed_recipient_domains = models.JSONField(
+        default=list, blank=True,
+        help_text='Email domains scheduled reports may be sent to, e.g. ["acme.com"]; empty allows any.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

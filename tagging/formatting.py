@@ -9,6 +9,7 @@ renders any typed value the way CSV, XLSX text cells and the preview show it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -111,6 +112,8 @@ def as_text(value: Any) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, float):
+        if not math.isfinite(value):
+            return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
         return repr(value) if value != int(value) or abs(value) >= 1e16 else str(int(value))
     if isinstance(value, list | tuple):
         return LIST_SEPARATOR.join(as_text(v) for v in value if v is not None)

@@ -1,0 +1,28 @@
+"""Install the every-minute scheduling tick (dispatch, delivery retries, recovery).
+
+Idempotent: keyed by name. Several clusters may run it at once: the dispatcher is safe.
+"""
+
+from django.db import migrations
+
+NAME = "dossier.scheduling.tick"
+
+
+def install(apps, schema_editor):
+    Schedule = apps.get_model("django_q", "Schedule")
+    Schedule.objects.update_or_create(
+        name=NAME, defaults={"func": "scheduling.tasks.tick", "schedule_type": "I", "minutes": 1, "repeats": -1},
+    )
+
+
+def uninstall(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("scheduling", "0001_initial"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
+
+    operations = [migrations.RunPython(install, uninstall)]

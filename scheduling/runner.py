@@ -1,0 +1,365 @@
+"""Running a schedule run: export, then deliver to each recipient once.
+
+A run is claimed like an export job (conditional update + lease), so a duplicate task
+delivery does nothing. Each recipient gets a ``Delivery`` row *before* anything is sent;
+a sent delivery is never sent again, a transient failure (SMTP 4xx, connection trouble) is
+retried later with exponential backoff and jitter, a permanent one (5xx) fails at once,
+and one recipient's failure never re-sends to the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import smtplib
+import socket
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from audit.services import audit_record
+from exports.downloads import download_link
+from exports.models import ExportJob, ExportSource, ExportStatus
+from exports.services import export_job_create, export_job_run, exports_storage
+from scheduling.models import (
+    RUN_FINISHED,
+    Delivery,
+    DeliveryKind,
+    DeliveryMethod,
+    DeliveryStatus,
+    ReportSchedule,
+    RunStatus,
+    ScheduleRun,
+)
+from scheduling.services import owner_may_run, schedule_pause
+
+logger = logging.getLogger(__name__)
+
+RUN_LEASE = dt.timedelta(minutes=30)
+MAX_DELIVERY_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 60
+PAUSE_AFTER_FAILURES = 3
+BASE64_GROWTH = 4 / 3
+
+
+class TransientDeliveryError(Exception):
+    """Worth retrying later (SMTP 4xx, connection refused or dropped, timeout)."""
+
+
+class PermanentDeliveryError(Exception):
+    """Will not work on retry (SMTP 5xx: unknown mailbox, rejected)."""
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def _claim(run_id: str, owner: str) -> bool:
+    now = timezone.now()
+    claimable = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    return bool(ScheduleRun.objects.filter(claimable, pk=run_id).update(
+        status=RunStatus.RUNNING, lease_owner=owner, lease_expires_at=now + RUN_LEASE, attempts=F("attempts") + 1,
+        started_at=now,
+    ))
+
+
+def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
+    """Claim the run, make (or reuse) its export, then deliver it."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not _claim(run_id, owner):
+        return None
+    run = ScheduleRun.objects.select_related("schedule__organization", "schedule__owner", "export_job").get(pk=run_id)
+    schedule = run.schedule
+    if not owner_may_run(schedule):
+        reason = f"The owner {schedule.owner.get_username()} no longer has officer access to " \
+                 f"{schedule.organization.slug}; the schedule is paused until someone takes it over."
+        schedule_pause(schedule=schedule, reason=reason)
+        return _finish(run, RunStatus.FAILED, error=reason, notify=False)
+    job = run.export_job
+    if job is None:
+        job = export_job_create(
+            organization=schedule.organization, dataset=schedule.dataset, format=schedule.format,
+            filters=schedule.filters, columns=schedule.columns, requested_by=schedule.owner,
+            source=ExportSource.SCHEDULE, timezone_name=schedule.timezone, now=run.scheduled_for, enqueue_run=False,
+        )
+        ScheduleRun.objects.filter(pk=run.pk).update(export_job=job)
+    if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
+        export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it
+    job.refresh_from_db()
+    if job.status != ExportStatus.COMPLETED:
+        if job.status == ExportStatus.PROCESSING:
+            return None  # another worker is writing it; the run's lease brings us back
+        return _finish(run, RunStatus.FAILED, error=f"The export {job.status}: {job.error or 'no detail'}")
+    ScheduleRun.objects.filter(pk=run.pk).update(row_count=job.row_count, file_size_bytes=job.file_size_bytes)
+    run.refresh_from_db()
+    if schedule.skip_if_empty and not job.row_count:
+        return _finish(run, RunStatus.SKIPPED)
+    _create_deliveries(run)
+    deliveries_send(run_id=str(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def _create_deliveries(run: ScheduleRun) -> None:
+    schedule = run.schedule
+    targets: list[tuple[str, str]] = []
+    if run.recipients_override is not None:
+        targets = [(DeliveryKind.EMAIL, r) for r in run.recipients_override]
+    else:
+        if schedule.delivery_method in (DeliveryMethod.EMAIL, DeliveryMethod.EMAIL_AND_STORAGE):
+            targets += [(DeliveryKind.EMAIL, r) for r in schedule.recipients]
+        if schedule.delivery_method in (DeliveryMethod.STORAGE, DeliveryMethod.EMAIL_AND_STORAGE):
+            targets.append((DeliveryKind.STORAGE, f"storage:{schedule.storage_path}"))
+    for kind, recipient in targets:
+        Delivery.objects.get_or_create(run=run, recipient=recipient, defaults={"kind": kind})
+
+
+def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None) -> int:
+    """Send every due pending delivery (of one run, or all); finish runs with none left."""
+    now = now or timezone.now()
+    due = Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    if run_id:
+        due = due.filter(run_id=run_id)
+    sent = 0
+    for delivery_id in list(due.values_list("pk", flat=True)):
+        # Claim the delivery for a short while so two workers never send the same one.
+        claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).update(
+            claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1)
+        if not claimed:
+            continue
+        delivery = Delivery.objects.select_related("run__schedule__organization", "run__export_job").get(pk=delivery_id)
+        sent += _attempt(delivery)
+    runs = {run_id} if run_id else set(
+        Delivery.objects.filter(run__status=RunStatus.RUNNING).values_list("run_id", flat=True))
+    for rid in runs:
+        _finish_if_delivered(str(rid))
+    return sent
+
+
+def _attempt(delivery: Delivery) -> int:
+    try:
+        if delivery.kind == DeliveryKind.STORAGE:
+            key, attached = _store(delivery), False
+        else:
+            key, attached = _email(delivery)
+    except TransientDeliveryError as exc:
+        if delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
+            _mark(delivery, DeliveryStatus.FAILED, error=f"Gave up after {delivery.attempts} attempts: {exc}")
+        else:
+            delay = BACKOFF_BASE_SECONDS * 2 ** (delivery.attempts - 1)
+            delay += random.uniform(0, delay / 2)  # jitter: retries of many runs do not arrive together
+            Delivery.objects.filter(pk=delivery.pk).update(
+                last_error=str(exc)[:1000], claimed_until=None,
+                next_attempt_at=timezone.now() + dt.timedelta(seconds=delay))
+        return 0
+    except PermanentDeliveryError as exc:
+        _mark(delivery, DeliveryStatus.FAILED, error=str(exc))
+        return 0
+    _mark(delivery, DeliveryStatus.SENT, message_id=key, attached=attached)
+    return 1
+
+
+def _mark(delivery: Delivery, status: str, *, error: str = "", message_id: str = "", attached: bool = False) -> None:
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=status, last_error=error[:1000], message_id=message_id[:300], attached=attached,
+            sent_at=timezone.now() if status == DeliveryStatus.SENT else None, claimed_until=None,
+            next_attempt_at=None)
+        schedule = delivery.run.schedule
+        audit_record(organization_id=schedule.organization_id,
+                     action="delivery.sent" if status == DeliveryStatus.SENT else "delivery.failed",
+                     target=delivery.run, details={"recipient": delivery.recipient, "attempts": delivery.attempts,
+                                                   "error": error or None, "schedule": schedule.pk})
+
+
+# --- email and storage -----------------------------------------------------------------
+
+
+def _period(job: ExportJob) -> str:
+    start, end = job.filters.get("created_from"), job.filters.get("created_to")
+    if not start and not end:
+        return "all cases"
+    return f"{start or 'the beginning'} to {end or 'today'}"
+
+
+def _email(delivery: Delivery) -> tuple[str, bool]:
+    run, job = delivery.run, delivery.run.export_job
+    assert job is not None
+    schedule = run.schedule
+    zone = get_zone_safe(schedule.timezone)
+    limit = settings.EMAIL_MAX_ATTACHMENT_MB * 1024 * 1024
+    encoded = int((job.file_size_bytes or 0) * BASE64_GROWTH) + 4096
+    attach = schedule.attach_file and encoded <= limit
+    link_only_reason = ""
+    if schedule.attach_file and not attach:
+        link_only_reason = (f"The file is {job.file_size_bytes / 1024 / 1024:.1f} MB ({encoded / 1024 / 1024:.1f} MB "
+                            f"once encoded for email), over the {settings.EMAIL_MAX_ATTACHMENT_MB:g} MB attachment "
+                            "limit, so it is not attached: use the download link.")
+    context = {
+        "schedule": schedule, "run": run, "job": job, "organization": schedule.organization,
+        "period": _period(job), "generated": (job.completed_at or timezone.now()).astimezone(zone),
+        "link": download_link(job), "link_days": 7, "attached": attach, "link_only_reason": link_only_reason,
+        "test": run.recipients_override is not None,
+    }
+    subject = f"{'[Test] ' if context['test'] else ''}{schedule.name} — {context['period']}"
+    message = EmailMultiAlternatives(
+        subject=subject, body=render_to_string("scheduling/email/report.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL, to=[delivery.recipient],
+        connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+    )
+    message.attach_alternative(render_to_string("scheduling/email/report.html", context), "text/html")
+    message.extra_headers["Message-ID"] = message_id = _message_id(delivery)
+    if attach:
+        with exports_storage().open(job.storage_key, "rb") as handle:
+            message.attach(job.file_name, handle.read(), _mime(job.format))
+    _send(message)
+    return message_id, attach
+
+
+def _message_id(delivery: Delivery) -> str:
+    from django.core.mail import make_msgid
+
+    return make_msgid(idstring=f"dossier-{delivery.run_id}-{delivery.pk}", domain=settings.SITE_URL.split("//")[-1]
+                      .split(":")[0].split("/")[0] or "localhost")
+
+
+def _mime(fmt: str) -> str:
+    from exports.downloads import MEDIA_TYPES
+
+    return MEDIA_TYPES.get(fmt, "application/octet-stream").split(";")[0]
+
+
+def _send(message: EmailMultiAlternatives) -> None:
+    """Send one message; translate SMTP answers into transient or permanent errors (RFC 5321)."""
+    try:
+        message.send(fail_silently=False)
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, text = next(iter(exc.recipients.values()))
+        _raise_for(code, text)
+    except smtplib.SMTPResponseException as exc:
+        _raise_for(exc.smtp_code, exc.smtp_error)
+    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+        raise TransientDeliveryError(f"Could not reach the mail server: {exc}") from exc
+
+
+def _raise_for(code: int, text: Any) -> None:
+    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    if 400 <= code < 500:
+        raise TransientDeliveryError(f"SMTP {code} {detail}")
+    raise PermanentDeliveryError(f"SMTP {code} {detail}")
+
+
+def _store(delivery: Delivery) -> str:
+    run, job = delivery.run, delivery.run.export_job
+    assert job is not None
+    schedule = run.schedule
+    local = run.scheduled_for.astimezone(get_zone_safe(schedule.timezone))
+    folder = delivery.recipient.removeprefix("storage:")
+    name = f"{folder}/{schedule.organization.slug}-{_slug(schedule.name)}-{local:%Y-%m-%d_%H%M}-{str(run.pk)[:8]}" \
+           f".{job.format}"
+    storage = exports_storage()
+    try:
+        with storage.open(job.storage_key, "rb") as handle:
+            return str(storage.save(name, File(handle, name=name)))
+    except OSError as exc:
+        raise TransientDeliveryError(f"Could not write to storage: {exc}") from exc
+
+
+def _slug(text: str) -> str:
+    from django.utils.text import slugify
+
+    return slugify(text)[:60] or "report"
+
+
+def get_zone_safe(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+# --- finishing ----------------------------------------------------------------------------
+
+
+def _finish_if_delivered(run_id: str) -> None:
+    run = ScheduleRun.objects.select_related("schedule").get(pk=run_id)
+    if run.status != RunStatus.RUNNING:
+        return
+    statuses = list(run.deliveries.values_list("status", flat=True))
+    if not statuses or DeliveryStatus.PENDING in statuses:
+        return
+    failed = statuses.count(DeliveryStatus.FAILED)
+    status = RunStatus.SUCCESS if not failed else RunStatus.FAILED if failed == len(statuses) else RunStatus.PARTIAL
+    errors = "; ".join(f"{d.recipient}: {d.last_error}" for d in run.deliveries.filter(status=DeliveryStatus.FAILED))
+    _finish(run, status, error=errors)
+
+
+def _finish(run: ScheduleRun, status: str, *, error: str = "", notify: bool = True) -> ScheduleRun | None:
+    with transaction.atomic():
+        if not ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=status, error=error[:5000], completed_at=timezone.now(), lease_expires_at=None
+        ):
+            return None
+        run.refresh_from_db()
+        schedule = ReportSchedule.objects.select_for_update().get(pk=run.schedule_id)
+        if run.recipients_override is None:  # a test to oneself does not count in the history
+            failed = status == RunStatus.FAILED
+            schedule.last_run_at, schedule.last_run_status = run.completed_at, status
+            schedule.consecutive_failures = schedule.consecutive_failures + 1 if failed else 0
+            schedule.save(update_fields=["last_run_at", "last_run_status", "consecutive_failures", "updated_at"])
+        audit_record(organization_id=schedule.organization_id, action=f"schedule.run_{status}", target=schedule,
+                     details={"run": str(run.pk), "error": error or None, "rows": run.row_count})
+    if status in (RunStatus.FAILED, RunStatus.PARTIAL) and notify:
+        _notify_owner(run, schedule)
+    if schedule.consecutive_failures >= PAUSE_AFTER_FAILURES and schedule.is_active:
+        schedule_pause(schedule=schedule, reason=f"Paused after {schedule.consecutive_failures} failed runs in a row.")
+        _notify_owner(run, schedule, paused=True)
+    return run
+
+
+def _notify_owner(run: ScheduleRun, schedule: ReportSchedule, paused: bool = False) -> None:
+    """One notice per run (and one when the schedule pauses itself)."""
+    if not paused and not ScheduleRun.objects.filter(pk=run.pk, owner_notified_at__isnull=True).update(
+        owner_notified_at=timezone.now()
+    ):
+        return
+    owner = schedule.owner
+    if not owner.email:
+        return
+    run.refresh_from_db()
+    context = {"schedule": schedule, "run": run, "paused": paused, "site_url": settings.SITE_URL,
+               "deliveries": list(run.deliveries.all())}
+    subject = (f"Paused: {schedule.name}" if paused else f"Report {run.status}: {schedule.name}")
+    try:
+        EmailMultiAlternatives(subject=subject, body=render_to_string("scheduling/email/owner_notice.txt", context),
+                               from_email=settings.DEFAULT_FROM_EMAIL, to=[owner.email],
+                               connection=get_connection(timeout=settings.EMAIL_TIMEOUT)).send()
+    except Exception:
+        logger.exception("could not notify %s about run %s", owner.email, run.pk)
+
+
+def runs_recover(*, now: dt.datetime | None = None) -> int:
+    """Re-queue runs whose worker died (lease ran out) or whose task was lost."""
+    from config.tasks import enqueue
+    from scheduling.services import RUN_TASK
+
+    now = now or timezone.now()
+    stale = ScheduleRun.objects.filter(
+        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        | Q(status=RunStatus.PENDING, created_at__lt=now - dt.timedelta(minutes=5))
+    ).exclude(status__in=RUN_FINISHED)
+    count = 0
+    for run_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            enqueue(RUN_TASK, str(run_id), task_name=f"schedule-run-{run_id}-recover")
+        count += 1
+    return count
