@@ -11,6 +11,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -46,7 +47,7 @@ SNAPSHOT = [
 ]
 
 
-def make_rows(n: int, seed: int = 1) -> list[dict[str, object]]:
+def make_rows(n: int, seed: int = 1) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):

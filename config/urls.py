@@ -1,7 +1,7 @@
 """URL map: the admin, the API under /api/v1/, its schema and docs."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -11,12 +11,13 @@ admin.site.site_header = "Dossier"
 admin.site.site_title = "Dossier"
 admin.site.index_title = "Compliance exports and reports"
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("organizations.api.urls")),
     path("orgs/<slug:org>/audit/", include("audit.api.urls")),
     path("orgs/<slug:org>/tags/", include("tagging.api.urls")),
     path("orgs/<slug:org>/columns/", ColumnCatalogView.as_view(), name="column-catalog"),
     path("orgs/<slug:org>/exports/", include("exports.api.urls")),
+    path("orgs/<slug:org>/schedules/", include("scheduling.api.urls")),
 ]
 
 urlpatterns = [

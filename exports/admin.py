@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
@@ -26,28 +27,39 @@ from organizations.admin_scoping import OrgScopedAdmin, org_ids_for
 from organizations.models import Organization, Role
 
 STATUS_COLOURS = {
-    "pending": "#6c757d", "processing": "#0d6efd", "completed": "#198754", "failed": "#dc3545",
-    "cancelled": "#fd7e14", "expired": "#adb5bd",
+    "pending": "#6c757d",
+    "processing": "#0d6efd",
+    "completed": "#198754",
+    "failed": "#dc3545",
+    "cancelled": "#fd7e14",
+    "expired": "#adb5bd",
 }
 
 
 class NewExportForm(forms.ModelForm[ExportJob]):
     """What an officer fills in to ask for a file."""
 
-    period = forms.ChoiceField(choices=[("", "— use dates below —")] + [(p, p.replace("_", " ")) for p in PERIODS],
-                               required=False, help_text="Resolved now, in the organization's timezone.")
+    period = forms.ChoiceField(
+        choices=[("", "— use dates below —")] + [(p, p.replace("_", " ")) for p in PERIODS],
+        required=False,
+        help_text="Resolved now, in the organization's timezone.",
+    )
     created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    status_filter = forms.MultipleChoiceField(choices=CaseStatus.choices, required=False, label="Status",
-                                              widget=forms.CheckboxSelectMultiple)
-    severity_filter = forms.MultipleChoiceField(choices=Severity.choices, required=False, label="Severity",
-                                                widget=forms.CheckboxSelectMultiple)
+    status_filter = forms.MultipleChoiceField(
+        choices=CaseStatus.choices, required=False, label="Status", widget=forms.CheckboxSelectMultiple
+    )
+    severity_filter = forms.MultipleChoiceField(
+        choices=Severity.choices, required=False, label="Severity", widget=forms.CheckboxSelectMultiple
+    )
     category_filter = forms.CharField(required=False, label="Categories", help_text="Comma-separated; empty = all.")
-    business_unit_filter = forms.CharField(required=False, label="Business units",
-                                           help_text="Comma-separated; empty = all.")
+    business_unit_filter = forms.CharField(
+        required=False, label="Business units", help_text="Comma-separated; empty = all."
+    )
     include_investigations = forms.BooleanField(required=False, initial=True)
-    max_investigations = forms.IntegerField(min_value=0, max_value=MAX_INVESTIGATIONS,
-                                            initial=DEFAULT_MAX_INVESTIGATIONS)
+    max_investigations = forms.IntegerField(
+        min_value=0, max_value=MAX_INVESTIGATIONS, initial=DEFAULT_MAX_INVESTIGATIONS
+    )
     include_overflow = forms.BooleanField(required=False, initial=False)
     include_tags = forms.BooleanField(required=False, initial=True, label="Include tag columns")
 
@@ -63,18 +75,21 @@ class NewExportForm(forms.ModelForm[ExportJob]):
             return [part.strip() for part in (text or "").split(",") if part.strip()]
 
         return {
-            "dataset": data["dataset"], "format": data["format"],
+            "dataset": data["dataset"],
+            "format": data["format"],
             "filters": {
                 "period": data.get("period") or None,
                 "created_from": data["created_from"].isoformat() if data.get("created_from") else None,
                 "created_to": data["created_to"].isoformat() if data.get("created_to") else None,
-                "status": data.get("status_filter") or [], "severity": data.get("severity_filter") or [],
+                "status": data.get("status_filter") or [],
+                "severity": data.get("severity_filter") or [],
                 "category": split(data.get("category_filter", "")),
                 "business_unit": split(data.get("business_unit_filter", "")),
             },
             "columns": {
                 "include_investigations": data.get("include_investigations", False),
-                "max_investigations": data.get("max_investigations") if data.get("max_investigations") is not None
+                "max_investigations": data.get("max_investigations")
+                if data.get("max_investigations") is not None
                 else DEFAULT_MAX_INVESTIGATIONS,
                 "include_overflow": data.get("include_overflow", False),
                 "include_tags": data.get("include_tags", False),
@@ -94,7 +109,7 @@ class NewExportForm(forms.ModelForm[ExportJob]):
         try:
             export_definition_validate(timezone=cleaned["organization"].timezone, now=timezone.now(), **definition)
         except ApplicationError as exc:
-            field = {"dataset": "dataset", "format": "format"}.get(exc.field or "", None)
+            field = {"dataset": "dataset", "format": "format"}.get(exc.field or "")
             self.add_error(field, exc.message)
         return cleaned
 
@@ -102,21 +117,63 @@ class NewExportForm(forms.ModelForm[ExportJob]):
 @admin.register(ExportJob)
 class ExportJobAdmin(OrgScopedAdmin):
     form = NewExportForm
-    list_display = ["created_at", "dataset", "format", "status_badge", "progress_bar", "row_count", "size",
-                    "requested_by", "source", "download"]
+    list_display = [
+        "created_at",
+        "dataset",
+        "format",
+        "status_badge",
+        "progress_bar",
+        "row_count",
+        "size",
+        "requested_by",
+        "source",
+        "download",
+    ]
     list_filter = ["status", "format", "dataset", "source", "organization"]
     list_select_related = ["organization", "requested_by"]
     actions = ["cancel_selected"]
     change_list_template = "admin/exports/exportjob/change_list.html"
-    readonly_fields = ["id", "organization", "dataset", "format", "status", "filters", "columns", "tag_snapshot",
-                       "source", "requested_by", "rows_done", "rows_total", "row_count", "file_size_bytes", "sha256",
-                       "file_name", "error", "attempts", "created_at", "started_at", "completed_at", "expires_at"]
+    readonly_fields = [
+        "id",
+        "organization",
+        "dataset",
+        "format",
+        "status",
+        "filters",
+        "columns",
+        "tag_snapshot",
+        "source",
+        "requested_by",
+        "rows_done",
+        "rows_total",
+        "row_count",
+        "file_size_bytes",
+        "sha256",
+        "file_name",
+        "error",
+        "attempts",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "expires_at",
+    ]
     fieldsets = [
         (None, {"fields": ["organization", "dataset", "format"]}),
-        ("Which cases", {"fields": ["period", "created_from", "created_to", "status_filter", "severity_filter",
-                                    "category_filter", "business_unit_filter"]}),
-        ("Columns", {"fields": ["include_investigations", "max_investigations", "include_overflow",
-                                "include_tags"]}),
+        (
+            "Which cases",
+            {
+                "fields": [
+                    "period",
+                    "created_from",
+                    "created_to",
+                    "status_filter",
+                    "severity_filter",
+                    "category_filter",
+                    "business_unit_filter",
+                ]
+            },
+        ),
+        ("Columns", {"fields": ["include_investigations", "max_investigations", "include_overflow", "include_tags"]}),
     ]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -137,16 +194,24 @@ class ExportJobAdmin(OrgScopedAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, job: ExportJob) -> str:
-        return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',
-                           STATUS_COLOURS.get(job.status, "#333"), job.get_status_display())
+        return format_html(
+            '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',
+            STATUS_COLOURS.get(job.status, "#333"),
+            job.get_status_display(),
+        )
 
     @admin.display(description="Progress")
     def progress_bar(self, job: ExportJob) -> str:
         return format_html(
             '<div title="{} of {} rows" style="width:120px;background:#e9ecef;border-radius:4px">'
             '<div class="export-progress" style="width:{}%;background:{};height:10px;border-radius:4px"></div></div>'
-            '<small>{}%</small>', job.rows_done, job.rows_total or "?", job.percent,
-            STATUS_COLOURS.get(job.status, "#333"), job.percent)
+            "<small>{}%</small>",
+            job.rows_done,
+            job.rows_total or "?",
+            job.percent,
+            STATUS_COLOURS.get(job.status, "#333"),
+            job.percent,
+        )
 
     @admin.display(description="Size", ordering="file_size_bytes")
     def size(self, job: ExportJob) -> str:
@@ -162,11 +227,14 @@ class ExportJobAdmin(OrgScopedAdmin):
     # --- views -----------------------------------------------------------------------
 
     def get_urls(self) -> list[Any]:
-        extra = [path("<uuid:pk>/download/", self.admin_site.admin_view(self.download_view),
-                      name="exports_exportjob_download")]
+        extra = [
+            path(
+                "<uuid:pk>/download/", self.admin_site.admin_view(self.download_view), name="exports_exportjob_download"
+            )
+        ]
         return extra + super().get_urls()
 
-    def download_view(self, request: HttpRequest, pk: str) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: str) -> HttpResponseBase:
         job = get_object_or_404(self.get_queryset(request), pk=pk)
         try:
             return export_file_response(job, actor=request.user, ip_address=client_ip(request), via="admin")
@@ -180,8 +248,13 @@ class ExportJobAdmin(OrgScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: ExportJob, form: Any, change: bool) -> None:
         """Create through the service (validation, tag snapshot, audit, enqueue)."""
-        job = export_job_create(organization=obj.organization, requested_by=request.user, source=ExportSource.ADMIN,
-                                ip_address=client_ip(request), **form.definition())
+        job = export_job_create(
+            organization=obj.organization,
+            requested_by=request.user,
+            source=ExportSource.ADMIN,
+            ip_address=client_ip(request),
+            **form.definition(),
+        )
         obj.pk = job.pk
 
     @admin.action(description="Cancel selected exports")
@@ -211,9 +284,15 @@ def export_selected_cases(modeladmin: Any, request: HttpRequest, queryset: Query
         return None
     for org_id, references in by_org.items():
         try:
-            export_job_create(organization=Organization.objects.get(pk=org_id), dataset=Dataset.CASES,
-                              format=ExportFormat.XLSX, filters={"reference": references}, requested_by=request.user,
-                              source=ExportSource.ADMIN, ip_address=client_ip(request))
+            export_job_create(
+                organization=Organization.objects.get(pk=org_id),
+                dataset=Dataset.CASES,
+                format=ExportFormat.XLSX,
+                filters={"reference": references},
+                requested_by=request.user,
+                source=ExportSource.ADMIN,
+                ip_address=client_ip(request),
+            )
         except ApplicationError as exc:
             modeladmin.message_user(request, exc.message, messages.ERROR)
             return None

@@ -46,15 +46,22 @@ def _choice(name: str, labels: Mapping[str, str]) -> Extractor:
     return lambda row: labels.get(row[name], row[name]) if row[name] else None
 
 
-def _core(key: str, label: str, type_: ColumnType, width: int = 16, field: str | None = None,
-          labels: Mapping[str, str] | None = None) -> CoreColumn:
+def _core(
+    key: str,
+    label: str,
+    type_: ColumnType,
+    width: int = 16,
+    field: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> CoreColumn:
     source = field or key
     extract = _choice(source, labels) if labels is not None else _field(source)
     return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), (source,), extract)
 
 
-def _computed(key: str, label: str, type_: ColumnType, fields: tuple[str, ...], extract: Extractor,
-              width: int = 14) -> CoreColumn:
+def _computed(
+    key: str, label: str, type_: ColumnType, fields: tuple[str, ...], extract: Extractor, width: int = 14
+) -> CoreColumn:
     return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, extract)
 
 
@@ -87,12 +94,27 @@ def core_columns(now: Any) -> list[CoreColumn]:
         _core("updated_at", "Updated at", T.DATETIME, 20),
         _core("due_at", "Due at", T.DATETIME, 20),
         _core("closed_at", "Closed at", T.DATETIME, 20),
-        _computed("days_open", "Days open", T.INTEGER, ("created_at", "closed_at"),
-                  lambda r: _days(r["created_at"], r["closed_at"] or now)),
-        _computed("days_to_close", "Days to close", T.INTEGER, ("created_at", "closed_at"),
-                  lambda r: _days(r["created_at"], r["closed_at"])),
-        _computed("is_overdue", "Overdue", T.BOOLEAN, ("due_at", "closed_at"),
-                  lambda r: None if r["due_at"] is None else r["due_at"] < (r["closed_at"] or now)),
+        _computed(
+            "days_open",
+            "Days open",
+            T.INTEGER,
+            ("created_at", "closed_at"),
+            lambda r: _days(r["created_at"], r["closed_at"] or now),
+        ),
+        _computed(
+            "days_to_close",
+            "Days to close",
+            T.INTEGER,
+            ("created_at", "closed_at"),
+            lambda r: _days(r["created_at"], r["closed_at"]),
+        ),
+        _computed(
+            "is_overdue",
+            "Overdue",
+            T.BOOLEAN,
+            ("due_at", "closed_at"),
+            lambda r: None if r["due_at"] is None else r["due_at"] < (r["closed_at"] or now),
+        ),
         _core("assignee", "Assignee", T.TEXT, 14, field="assignee__username"),
         _core("is_anonymous", "Anonymous reporter", T.BOOLEAN, 10),
         _core("outcome", "Outcome", T.CHOICE, 18, labels=dict(Outcome.choices)),
@@ -111,12 +133,19 @@ def core_columns(now: Any) -> list[CoreColumn]:
         _core("riu_reference", "RIU reference", T.TEXT, 18, field="primary_riu__reference"),
         _core("riu_type", "RIU type", T.CHOICE, 16, field="primary_riu__riu_type", labels=dict(RIUType.choices)),
         _core("riu_received_at", "RIU received at", T.DATETIME, 20, field="primary_riu__received_at"),
-        _core("reporter_relationship", "Reporter relationship", T.CHOICE, 18,
-              field="primary_riu__reporter_relationship", labels=dict(ReporterRelationship.choices)),
+        _core(
+            "reporter_relationship",
+            "Reporter relationship",
+            T.CHOICE,
+            18,
+            field="primary_riu__reporter_relationship",
+            labels=dict(ReporterRelationship.choices),
+        ),
         _core("riu_language", "Report language", T.TEXT, 8, field="primary_riu__language"),
         _computed("investigation_count", "Investigations", T.INTEGER, ("id",), lambda r: r["_investigation_count"], 8),
-        _computed("created_month", "Created month", T.TEXT, ("created_at",),
-                  lambda r: r["created_at"].strftime("%Y-%m"), 10),
+        _computed(
+            "created_month", "Created month", T.TEXT, ("created_at",), lambda r: r["created_at"].strftime("%Y-%m"), 10
+        ),
         _computed("created_year", "Created year", T.INTEGER, ("created_at",), lambda r: r["created_at"].year, 8),
     ]
 
@@ -136,7 +165,12 @@ INVESTIGATION_FIELDS: list[tuple[str, str, ColumnType, int, str]] = [
 INVESTIGATION_LABELS = {"status": dict(InvestigationStatus.choices), "finding": dict(Finding.choices)}
 
 TAG_TYPES = {
-    "text": T.TEXT, "number": T.NUMBER, "date": T.DATE, "datetime": T.DATETIME, "boolean": T.BOOLEAN, "list": T.LIST,
+    "text": T.TEXT,
+    "number": T.NUMBER,
+    "date": T.DATE,
+    "datetime": T.DATETIME,
+    "boolean": T.BOOLEAN,
+    "list": T.LIST,
 }
 
 
@@ -148,8 +182,15 @@ def investigation_columns(max_investigations: int, include_overflow: bool) -> li
         for suffix, label, type_, width, _ in INVESTIGATION_FIELDS
     ]
     if include_overflow:
-        columns.append(Column("investigations_overflow", f"Investigations beyond {max_investigations}",
-                              T.INTEGER, ColumnGroup.INVESTIGATION, 10))
+        columns.append(
+            Column(
+                "investigations_overflow",
+                f"Investigations beyond {max_investigations}",
+                T.INTEGER,
+                ColumnGroup.INVESTIGATION,
+                10,
+            )
+        )
     return columns
 
 
@@ -161,24 +202,42 @@ def tag_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | None = 
     """
     taken = {label.casefold() for label in taken or set()}
     return [
-        Column(f"tag_{t['slot']}", f"{t['label']} (tag)" if t["label"].casefold() in taken else t["label"],
-               TAG_TYPES[t["data_type"]], ColumnGroup.TAG, 18)
+        Column(
+            f"tag_{t['slot']}",
+            f"{t['label']} (tag)" if t["label"].casefold() in taken else t["label"],
+            TAG_TYPES[t["data_type"]],
+            ColumnGroup.TAG,
+            18,
+        )
         for t in sorted(snapshot, key=lambda t: t["slot"])
     ]
 
 
 #: Key columns of the parent case, repeated on every row of the investigations dataset.
-INVESTIGATION_DATASET_CASE_KEYS = ("reference", "title", "status", "category", "severity", "business_unit",
-                                   "country", "created_at")
+INVESTIGATION_DATASET_CASE_KEYS = (
+    "reference",
+    "title",
+    "status",
+    "category",
+    "severity",
+    "business_unit",
+    "country",
+    "created_at",
+)
 INVESTIGATION_DATASET_OWN = [
     Column("investigation_number", "Investigation number", T.INTEGER, ColumnGroup.INVESTIGATION, 8),
-    *[Column(f"investigation_{suffix}", f"Investigation {label.lower()}", type_, ColumnGroup.INVESTIGATION, width)
-      for suffix, label, type_, width, _ in INVESTIGATION_FIELDS],
+    *[
+        Column(f"investigation_{suffix}", f"Investigation {label.lower()}", type_, ColumnGroup.INVESTIGATION, width)
+        for suffix, label, type_, width, _ in INVESTIGATION_FIELDS
+    ],
 ]
 
 COLUMN_DEFAULTS: dict[str, Any] = {
-    "include_investigations": True, "max_investigations": DEFAULT_MAX_INVESTIGATIONS, "include_overflow": False,
-    "include_tags": True, "core": None,
+    "include_investigations": True,
+    "max_investigations": DEFAULT_MAX_INVESTIGATIONS,
+    "include_overflow": False,
+    "include_tags": True,
+    "core": None,
 }
 
 
@@ -190,25 +249,29 @@ def columns_resolve(raw: Any) -> dict[str, Any]:
         raise ApplicationError("columns must be an object.", field="columns")
     unknown = sorted(set(raw) - set(COLUMN_DEFAULTS))
     if unknown:
-        raise ApplicationError(f"Unknown column option {', '.join(map(repr, unknown))}: use "
-                               f"{', '.join(COLUMN_DEFAULTS)}.", field="columns")
+        raise ApplicationError(
+            f"Unknown column option {', '.join(map(repr, unknown))}: use {', '.join(COLUMN_DEFAULTS)}.", field="columns"
+        )
     options = {**COLUMN_DEFAULTS, **{k: v for k, v in raw.items() if v is not None or k == "core"}}
     for key in ("include_investigations", "include_overflow", "include_tags"):
         if not isinstance(options[key], bool):
             raise ApplicationError(f"{key} must be true or false.", field="columns")
     maximum = options["max_investigations"]
     if isinstance(maximum, bool) or not isinstance(maximum, int) or not 0 <= maximum <= MAX_INVESTIGATIONS:
-        raise ApplicationError(f"max_investigations must be a whole number from 0 to {MAX_INVESTIGATIONS}.",
-                               field="columns")
+        raise ApplicationError(
+            f"max_investigations must be a whole number from 0 to {MAX_INVESTIGATIONS}.", field="columns"
+        )
     core = options["core"]
     if core is not None:
         if not isinstance(core, list) or not core or not all(isinstance(k, str) for k in core):
-            raise ApplicationError("core must be null (all core columns) or a non-empty list of column keys.",
-                                   field="columns")
+            raise ApplicationError(
+                "core must be null (all core columns) or a non-empty list of column keys.", field="columns"
+            )
         bad = [k for k in core if k not in CORE_KEYS]
         if bad:
-            raise ApplicationError(f"Unknown core column {', '.join(map(repr, bad))}; GET …/columns/ lists the keys.",
-                                   field="columns")
+            raise ApplicationError(
+                f"Unknown core column {', '.join(map(repr, bad))}; GET …/columns/ lists the keys.", field="columns"
+            )
         if len(set(core)) != len(core):
             raise ApplicationError("core lists a column twice.", field="columns")
     return options
@@ -225,6 +288,7 @@ def selected_core(options: Mapping[str, Any], now: Any) -> list[CoreColumn]:
 
 def catalog_for(*, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]]) -> list[Column]:
     """The columns of a file, in order, for a dataset, column options and tag snapshot."""
+
     def tags(before: list[Column]) -> list[Column]:
         if not options.get("include_tags", True):
             return []
@@ -232,14 +296,26 @@ def catalog_for(*, dataset: str, options: Mapping[str, Any], snapshot: Sequence[
 
     if dataset == "investigations":
         by_key = {c.column.key: c.column for c in core_columns(None)}
-        case_keys = [Column(f"case_{k}", f"Case {by_key[k].label[0].lower()}{by_key[k].label[1:]}"
-                            if not by_key[k].label.startswith("Case") else by_key[k].label,
-                            by_key[k].type, ColumnGroup.CORE, by_key[k].width)
-                     for k in INVESTIGATION_DATASET_CASE_KEYS]
+        case_keys = [
+            Column(
+                f"case_{k}",
+                f"Case {by_key[k].label[0].lower()}{by_key[k].label[1:]}"
+                if not by_key[k].label.startswith("Case")
+                else by_key[k].label,
+                by_key[k].type,
+                ColumnGroup.CORE,
+                by_key[k].width,
+            )
+            for k in INVESTIGATION_DATASET_CASE_KEYS
+        ]
         base = [*INVESTIGATION_DATASET_OWN, *case_keys]
         return [*base, *tags(base)]
     core = [c.column for c in selected_core(options, None)]
-    groups = (investigation_columns(options.get("max_investigations", DEFAULT_MAX_INVESTIGATIONS),
-                                    options.get("include_overflow", False))
-              if options.get("include_investigations", True) else [])
+    groups = (
+        investigation_columns(
+            options.get("max_investigations", DEFAULT_MAX_INVESTIGATIONS), options.get("include_overflow", False)
+        )
+        if options.get("include_investigations", True)
+        else []
+    )
     return [*core, *groups, *tags([*core, *groups])]

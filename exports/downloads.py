@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -56,25 +57,44 @@ def job_from_token(token: str) -> ExportJob:
     except signing.BadSignature:
         raise LookupError("bad token") from None
     # The token is not the authorization: the job must still exist in that organization.
-    job = ExportJob.objects.select_related("organization").filter(pk=data.get("job"), organization_id=data.get("org")).first()
+    job = (
+        ExportJob.objects.select_related("organization")
+        .filter(pk=data.get("job"), organization_id=data.get("org"))
+        .first()
+    )
     if job is None:
         raise LookupError("no such export")
     return job
 
 
-def export_file_response(job: ExportJob, *, actor: Any = None, ip_address: str | None = None,
-                         via: str = "api") -> HttpResponse:
+def export_file_response(
+    job: ExportJob, *, actor: Any = None, ip_address: str | None = None, via: str = "api"
+) -> HttpResponseBase:
     """Audit the download, then stream the file (or redirect to a short-lived S3 URL)."""
     export_check_downloadable(job)
-    audit_record(organization_id=job.organization_id, action="export.downloaded", actor=actor, target=job,
-                 ip_address=ip_address, details={"via": via, "file_name": job.file_name, "sha256": job.sha256})
+    audit_record(
+        organization_id=job.organization_id,
+        action="export.downloaded",
+        actor=actor,
+        target=job,
+        ip_address=ip_address,
+        details={"via": via, "file_name": job.file_name, "sha256": job.sha256},
+    )
     storage = exports_storage()
     if storage.__class__.__name__ == "S3Storage":
-        url = storage.url(job.storage_key, parameters={
-            "ResponseContentDisposition": f'attachment; filename="{job.file_name}"',
-        }, expire=300)
+        url = storage.url(
+            job.storage_key,
+            parameters={
+                "ResponseContentDisposition": f'attachment; filename="{job.file_name}"',
+            },
+            expire=300,
+        )
         return HttpResponseRedirect(url)
-    response = FileResponse(storage.open(job.storage_key, "rb"), as_attachment=True, filename=job.file_name,
-                            content_type=MEDIA_TYPES.get(job.format, "application/octet-stream"))
+    response = FileResponse(
+        storage.open(job.storage_key, "rb"),
+        as_attachment=True,
+        filename=job.file_name,
+        content_type=MEDIA_TYPES.get(job.format, "application/octet-stream"),
+    )
     response["X-Content-SHA256"] = job.sha256
     return response

@@ -17,11 +17,20 @@ from cases.models import Case, CaseStatus, Severity
 from config.errors import ApplicationError
 
 PERIODS = (
-    "previous_day", "last_7_days", "previous_week", "month_to_date", "previous_month", "previous_quarter",
-    "year_to_date", "previous_year",
+    "previous_day",
+    "last_7_days",
+    "previous_week",
+    "month_to_date",
+    "previous_month",
+    "previous_quarter",
+    "year_to_date",
+    "previous_year",
 )
 LIST_KEYS = {
-    "status": CaseStatus.values, "severity": Severity.values, "category": None, "business_unit": None,
+    "status": CaseStatus.values,
+    "severity": Severity.values,
+    "category": None,
+    "business_unit": None,
     "reference": None,  # case references, e.g. the admin's "Export selected cases"
 }
 MAX_REFERENCES = 10_000
@@ -99,7 +108,10 @@ def filters_resolve(raw: Any, *, timezone: str, now: dt.datetime) -> dict[str, A
             raise _error(f"{key} lists more than {MAX_REFERENCES:,} values.")
         resolved[key] = list(dict.fromkeys(values))
     period = raw.get("period")
-    created_from, created_to = _date(raw.get("created_from"), "created_from"), _date(raw.get("created_to"), "created_to")
+    created_from, created_to = (
+        _date(raw.get("created_from"), "created_from"),
+        _date(raw.get("created_to"), "created_to"),
+    )
     if period not in (None, ""):
         if period not in PERIODS:
             raise _error(f"Unknown period {period!r}: use one of {', '.join(PERIODS)}.")

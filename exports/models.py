@@ -83,9 +83,7 @@ class ExportJob(models.Model):
             models.Index(fields=["status", "expires_at"], name="export_status_expiry_idx"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(status__in=ExportStatus.values), name="export_status_valid"
-            ),
+            models.CheckConstraint(condition=models.Q(status__in=ExportStatus.values), name="export_status_valid"),
             models.CheckConstraint(
                 condition=~models.Q(dataset="board_report") | models.Q(format="pdf"),
                 name="export_board_report_is_pdf",

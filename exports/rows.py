@@ -51,8 +51,15 @@ def _local(zone: zoneinfo.ZoneInfo, fields: Sequence[str]) -> Any:
 class RowPlan:
     """What one export reads and how it turns fetched values into file rows."""
 
-    def __init__(self, *, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]],
-                 timezone: str, now: dt.datetime) -> None:
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        options: Mapping[str, Any],
+        snapshot: Sequence[Mapping[str, Any]],
+        timezone: str,
+        now: dt.datetime,
+    ) -> None:
         self.dataset = dataset
         self.zone = zoneinfo.ZoneInfo(timezone)
         self.now = now.astimezone(self.zone)
@@ -77,10 +84,18 @@ class RowPlan:
         inv_fields = {f for *_, f in INVESTIGATION_FIELDS} if self.include_investigations else set()
         inv_fields |= {p.field for p in tag_paths if p.source_entity == "investigation"}
         self.inv_fields = sorted(inv_fields | {"case_id", "number"})
-        self.needs_investigations = bool(self.include_investigations or any(
-            p.source_entity == "investigation" for p in tag_paths))
-        datetime_fields = {"reported_at", "created_at", "updated_at", "due_at", "closed_at",
-                           "primary_riu__received_at", "received_at"}
+        self.needs_investigations = bool(
+            self.include_investigations or any(p.source_entity == "investigation" for p in tag_paths)
+        )
+        datetime_fields = {
+            "reported_at",
+            "created_at",
+            "updated_at",
+            "due_at",
+            "closed_at",
+            "primary_riu__received_at",
+            "received_at",
+        }
         self._local_case = _local(self.zone, [f for f in self.case_fields if f in datetime_fields])
         self._local_inv = _local(self.zone, [f for f in self.inv_fields if f in ("opened_at", "closed_at")])
 
@@ -94,7 +109,9 @@ class RowPlan:
         by_case: dict[int, list[dict[str, Any]]] = {}
         if not self.needs_investigations:
             return by_case
-        query = Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number").values(*self.inv_fields)
+        query = (
+            Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number").values(*self.inv_fields)
+        )
         for inv in query:
             self._local_inv(inv)
             by_case.setdefault(inv["case_id"], []).append(inv)
@@ -127,8 +144,7 @@ class RowPlan:
                     case_values = [extract(case) for extract in extractors]
                     for inv in own:
                         group = [self._inv_value(inv, names, field) for names, field in labels]
-                        yield [inv["number"], *group, *case_values,
-                               *self.resolve_tags(self._entities(case, inv))]
+                        yield [inv["number"], *group, *case_values, *self.resolve_tags(self._entities(case, inv))]
                     continue
                 row = [extract(case) for extract in extractors]
                 if maximum or overflow:

@@ -10,6 +10,7 @@ saved to storage under a server-generated key, so a partial file is never visibl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -102,18 +103,30 @@ def export_job_create(
     """
     now = now or timezone.now()
     resolved_filters, options = export_definition_validate(
-        dataset=dataset, format=format, filters=filters, columns=columns,
-        timezone=timezone_name or organization.timezone, now=now,
+        dataset=dataset,
+        format=format,
+        filters=filters,
+        columns=columns,
+        timezone=timezone_name or organization.timezone,
+        now=now,
     )
     snapshot = [t.snapshot() for t in tag_slots_for(organization=organization, active_only=True)]
     job = ExportJob.objects.create(
-        organization=organization, dataset=dataset, format=format, filters=resolved_filters, columns=options,
-        tag_snapshot=snapshot, source=source,
+        organization=organization,
+        dataset=dataset,
+        format=format,
+        filters=resolved_filters,
+        columns=options,
+        tag_snapshot=snapshot,
+        source=source,
         requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
         enqueued_at=timezone.now() if enqueue_run else None,
     )
     audit_record(
-        organization_id=organization.pk, action="export.created", actor=requested_by, target=job,
+        organization_id=organization.pk,
+        action="export.created",
+        actor=requested_by,
+        target=job,
         ip_address=ip_address,
         details={"dataset": dataset, "format": format, "filters": resolved_filters, "source": source},
     )
@@ -131,9 +144,14 @@ def _claim(job_id: str, owner: str) -> bool:
     claimable = Q(status=ExportStatus.PENDING) | Q(status=ExportStatus.PROCESSING, lease_expires_at__lt=now)
     return bool(
         ExportJob.objects.filter(claimable, pk=job_id, attempts__lt=_max_attempts()).update(
-            status=ExportStatus.PROCESSING, lease_owner=owner, worker_pid=os.getpid(),
-            lease_expires_at=now + dt.timedelta(seconds=_lease_seconds()), attempts=F("attempts") + 1,
-            started_at=now, rows_done=0, error="",
+            status=ExportStatus.PROCESSING,
+            lease_owner=owner,
+            worker_pid=os.getpid(),
+            lease_expires_at=now + dt.timedelta(seconds=_lease_seconds()),
+            attempts=F("attempts") + 1,
+            started_at=now,
+            rows_done=0,
+            error="",
         )
     )
 
@@ -141,7 +159,8 @@ def _claim(job_id: str, owner: str) -> bool:
 def _heartbeat(job_id: str, owner: str, rows_done: int, rows_total: int | None = None) -> None:
     """Renew the lease and record progress; stop if the job is no longer ours."""
     fields: dict[str, Any] = {
-        "rows_done": rows_done, "lease_expires_at": timezone.now() + dt.timedelta(seconds=_lease_seconds()),
+        "rows_done": rows_done,
+        "lease_expires_at": timezone.now() + dt.timedelta(seconds=_lease_seconds()),
     }
     if rows_total is not None:
         fields["rows_total"] = rows_total
@@ -149,8 +168,9 @@ def _heartbeat(job_id: str, owner: str, rows_done: int, rows_total: int | None =
         raise ExportCancelled
 
 
-def _progress(job_id: str, owner: str, observer: Callable[[int], None] | None = None,
-              every_seconds: float = 2.0) -> Callable[[int], None]:
+def _progress(
+    job_id: str, owner: str, observer: Callable[[int], None] | None = None, every_seconds: float = 2.0
+) -> Callable[[int], None]:
     last = [0.0]
 
     def report(rows_done: int) -> None:
@@ -170,8 +190,13 @@ def _file_name(job: ExportJob, generated: dt.datetime) -> str:
 
 def _about(job: ExportJob, generated: dt.datetime) -> list[tuple[str, str]]:
     org = job.organization
-    tags = "; ".join(f"{t['slot']}. {t['label']} = {t['source_entity']}.{t['field_path']} ({t['data_type']})"
-                     for t in job.tag_snapshot) or "none"
+    tags = (
+        "; ".join(
+            f"{t['slot']}. {t['label']} = {t['source_entity']}.{t['field_path']} ({t['data_type']})"
+            for t in job.tag_snapshot
+        )
+        or "none"
+    )
     return [
         ("Organization", f"{org.name} ({org.slug})"),
         ("Dataset", job.get_dataset_display()),
@@ -186,16 +211,23 @@ def _about(job: ExportJob, generated: dt.datetime) -> list[tuple[str, str]]:
     ]
 
 
-def export_write(job: ExportJob, stream: Any, *, on_progress: Callable[[int], None] | None = None,
-                 on_total: Callable[[int], None] | None = None, generated: dt.datetime | None = None) -> int:
+def export_write(
+    job: ExportJob,
+    stream: Any,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+    generated: dt.datetime | None = None,
+) -> int:
     """Write the job's file to ``stream``; returns the row count. Shared by worker and CLI."""
     generated = generated or timezone.now()
     org = job.organization
     cases = cases_filtered(organization_id=org.pk, filters=job.filters, timezone=org.timezone)
     if job.dataset == Dataset.BOARD_REPORT:
         return _write_board_report(job, cases, stream, generated)
-    plan = RowPlan(dataset=job.dataset, options=job.columns, snapshot=job.tag_snapshot, timezone=org.timezone,
-                   now=generated)
+    plan = RowPlan(
+        dataset=job.dataset, options=job.columns, snapshot=job.tag_snapshot, timezone=org.timezone, now=generated
+    )
     total = plan.count(cases)
     if on_total:
         on_total(total)
@@ -212,8 +244,9 @@ def export_write(job: ExportJob, stream: Any, *, on_progress: Callable[[int], No
 
     from exports.writers import get_writer
 
-    return get_writer(job.format).write(columns=columns, rows=rows(), stream=stream, about=about,
-                                        on_progress=on_progress)
+    return get_writer(job.format).write(
+        columns=columns, rows=rows(), stream=stream, about=about, on_progress=on_progress
+    )
 
 
 def _write_board_report(job: ExportJob, cases: Any, stream: Any, generated: dt.datetime) -> int:
@@ -221,12 +254,18 @@ def _write_board_report(job: ExportJob, cases: Any, stream: Any, generated: dt.d
 
     filters = job.filters
     data = board_report_data(
-        organization=job.organization, cases=cases,
+        organization=job.organization,
+        cases=cases,
         period_start=dt.date.fromisoformat(filters["created_from"]) if filters.get("created_from") else None,
         period_end=dt.date.fromisoformat(filters["created_to"]) if filters.get("created_to") else None,
     )
-    render_board_report(organization=job.organization, data=data, stream=stream, generated_at=generated,
-                        filters_text=filters_describe(filters))
+    render_board_report(
+        organization=job.organization,
+        data=data,
+        stream=stream,
+        generated_at=generated,
+        filters_text=filters_describe(filters),
+    )
     return int(data.total_cases)
 
 
@@ -249,18 +288,23 @@ def export_job_run(
     job = ExportJob.objects.select_related("organization", "requested_by").get(pk=job_id)
     generated = timezone.now()
     tmp_dir = getattr(settings, "EXPORTS_TMP_DIR", None) or None
-    handle = tempfile.NamedTemporaryFile(prefix="dossier-export-", suffix=f".{job.format}", dir=tmp_dir, delete=False)
+    # Closed by the ``with handle`` below; kept (delete=False) until the file is in storage.
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+        prefix="dossier-export-", suffix=f".{job.format}", dir=tmp_dir, delete=False
+    )
     tmp_path = Path(handle.name)
     stored_key = ""
     try:
         with handle:
+
             def total(count: int) -> None:
                 _heartbeat(str(job.pk), owner, 0, count)
                 if on_total is not None:
                     on_total(count)
 
-            rows = export_write(job, handle, on_progress=_progress(str(job.pk), owner, on_progress),
-                                on_total=total, generated=generated)
+            rows = export_write(
+                job, handle, on_progress=_progress(str(job.pk), owner, on_progress), on_total=total, generated=generated
+            )
         _heartbeat(str(job.pk), owner, rows)
         sha256, size = _hash_file(tmp_path)
         key = f"{job.organization.slug}/{job.pk}/{uuid.uuid4().hex}.{job.format}"
@@ -281,26 +325,39 @@ def export_job_run(
 
 
 def _retention(job: ExportJob) -> dt.timedelta:
-    hours = settings.EXPORT_RETENTION_HOURS_SCHEDULED if job.source == ExportSource.SCHEDULE \
+    hours = (
+        settings.EXPORT_RETENTION_HOURS_SCHEDULED
+        if job.source == ExportSource.SCHEDULE
         else settings.EXPORT_RETENTION_HOURS
+    )
     return dt.timedelta(hours=hours)
 
 
 @transaction.atomic
-def _publish(job: ExportJob, owner: str, key: str, rows: int, sha256: str, size: int,
-             generated: dt.datetime) -> ExportJob | None:
+def _publish(
+    job: ExportJob, owner: str, key: str, rows: int, sha256: str, size: int, generated: dt.datetime
+) -> ExportJob | None:
     now = timezone.now()
     updated = ExportJob.objects.filter(pk=job.pk, lease_owner=owner, status=ExportStatus.PROCESSING).update(
-        status=ExportStatus.COMPLETED, storage_key=key, row_count=rows, rows_done=rows, sha256=sha256,
-        file_size_bytes=size, file_name=_file_name(job, generated), completed_at=now,
-        expires_at=now + _retention(job), lease_expires_at=None,
+        status=ExportStatus.COMPLETED,
+        storage_key=key,
+        row_count=rows,
+        rows_done=rows,
+        sha256=sha256,
+        file_size_bytes=size,
+        file_name=_file_name(job, generated),
+        completed_at=now,
+        expires_at=now + _retention(job),
+        lease_expires_at=None,
     )
     if not updated:  # cancelled (or taken over) while we were saving: the file must not stay
         transaction.on_commit(lambda: _discard(key))
         return None
     job.refresh_from_db()
     audit_record(
-        organization_id=job.organization_id, action="export.completed", target=job,
+        organization_id=job.organization_id,
+        action="export.completed",
+        target=job,
         details={"rows": rows, "sha256": sha256, "size": size, "attempt": job.attempts},
     )
     return job
@@ -309,11 +366,18 @@ def _publish(job: ExportJob, owner: str, key: str, rows: int, sha256: str, size:
 @transaction.atomic
 def _fail(job: ExportJob, owner: str, error: str) -> None:
     updated = ExportJob.objects.filter(pk=job.pk, lease_owner=owner, status=ExportStatus.PROCESSING).update(
-        status=ExportStatus.FAILED, error=error[:2000], completed_at=timezone.now(), lease_expires_at=None,
+        status=ExportStatus.FAILED,
+        error=error[:2000],
+        completed_at=timezone.now(),
+        lease_expires_at=None,
     )
     if updated:
-        audit_record(organization_id=job.organization_id, action="export.failed", target=job,
-                     details={"error": error[:500], "attempt": job.attempts})
+        audit_record(
+            organization_id=job.organization_id,
+            action="export.failed",
+            target=job,
+            details={"error": error[:500], "attempt": job.attempts},
+        )
 
 
 def _discard(key: str) -> None:
@@ -330,15 +394,22 @@ def _discard(key: str) -> None:
 @transaction.atomic
 def export_job_cancel(*, job: ExportJob, actor: Any = None, ip_address: str | None = None) -> ExportJob:
     """Cancel a pending or processing job; the worker notices at its next heartbeat."""
-    updated = ExportJob.objects.filter(
-        pk=job.pk, status__in=[ExportStatus.PENDING, ExportStatus.PROCESSING]
-    ).update(status=ExportStatus.CANCELLED, cancel_requested=True, completed_at=timezone.now(), lease_expires_at=None)
+    updated = ExportJob.objects.filter(pk=job.pk, status__in=[ExportStatus.PENDING, ExportStatus.PROCESSING]).update(
+        status=ExportStatus.CANCELLED, cancel_requested=True, completed_at=timezone.now(), lease_expires_at=None
+    )
     job.refresh_from_db()
     if not updated:
-        raise ConflictError(f"This export is already {job.status}; only pending or processing exports can be "
-                            "cancelled.")
-    audit_record(organization_id=job.organization_id, action="export.cancelled", actor=actor, target=job,
-                 ip_address=ip_address, details={"rows_done": job.rows_done})
+        raise ConflictError(
+            f"This export is already {job.status}; only pending or processing exports can be cancelled."
+        )
+    audit_record(
+        organization_id=job.organization_id,
+        action="export.cancelled",
+        actor=actor,
+        target=job,
+        ip_address=ip_address,
+        details={"rows_done": job.rows_done},
+    )
     return job
 
 
@@ -351,23 +422,31 @@ def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int 
     for job in expired_leases.select_related("organization"):
         if job.attempts >= _max_attempts():
             with transaction.atomic():
-                done = ExportJob.objects.filter(pk=job.pk, status=ExportStatus.PROCESSING,
-                                                lease_expires_at__lt=now).update(
-                    status=ExportStatus.FAILED, completed_at=now, lease_expires_at=None,
+                done = ExportJob.objects.filter(
+                    pk=job.pk, status=ExportStatus.PROCESSING, lease_expires_at__lt=now
+                ).update(
+                    status=ExportStatus.FAILED,
+                    completed_at=now,
+                    lease_expires_at=None,
                     error=f"The worker writing this export stopped {job.attempts} times (killed or out of memory); "
-                          "giving up.",
+                    "giving up.",
                 )
                 if done:
-                    audit_record(organization_id=job.organization_id, action="export.failed", target=job,
-                                 details={"error": "worker lost", "attempts": job.attempts})
+                    audit_record(
+                        organization_id=job.organization_id,
+                        action="export.failed",
+                        target=job,
+                        details={"error": "worker lost", "attempts": job.attempts},
+                    )
                     counts["failed"] += 1
             continue
         with transaction.atomic():
             ExportJob.objects.filter(pk=job.pk).update(enqueued_at=now)
             enqueue(RUN_TASK, str(job.pk), task_name=f"export-{job.pk}-retry{job.attempts}")
         counts["requeued"] += 1
-    lost = ExportJob.objects.filter(status=ExportStatus.PENDING,
-                                    enqueued_at__lt=now - dt.timedelta(seconds=stale_pending_after))
+    lost = ExportJob.objects.filter(
+        status=ExportStatus.PENDING, enqueued_at__lt=now - dt.timedelta(seconds=stale_pending_after)
+    )
     for job_id in lost.values_list("pk", flat=True):
         with transaction.atomic():
             ExportJob.objects.filter(pk=job_id).update(enqueued_at=now)
@@ -386,8 +465,12 @@ def exports_expire(*, now: dt.datetime | None = None) -> int:
                 status=ExportStatus.EXPIRED
             ):
                 continue
-            audit_record(organization_id=job.organization_id, action="export.expired", target=job,
-                         details={"file_name": job.file_name})
-            transaction.on_commit(lambda key=job.storage_key: _discard(key))
+            audit_record(
+                organization_id=job.organization_id,
+                action="export.expired",
+                target=job,
+                details={"file_name": job.file_name},
+            )
+            transaction.on_commit(functools.partial(_discard, job.storage_key))
         count += 1
     return count

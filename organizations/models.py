@@ -40,7 +40,8 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     allowed_recipient_domains = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text='Email domains scheduled reports may be sent to, e.g. ["acme.com"]; empty allows any.',
     )
     created_at = models.DateTimeField(auto_now_add=True)

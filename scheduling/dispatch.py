@@ -39,16 +39,28 @@ def _dispatch_one(schedule_id: int, now: dt.datetime) -> ScheduleRun | None:
         run = None
         try:
             with transaction.atomic():
-                run = ScheduleRun.objects.create(schedule=schedule, scheduled_for=slot, trigger=RunTrigger.SCHEDULE,
-                                                 missed_slots=max(0, len(slots) - 1))
+                run = ScheduleRun.objects.create(
+                    schedule=schedule,
+                    scheduled_for=slot,
+                    trigger=RunTrigger.SCHEDULE,
+                    missed_slots=max(0, len(slots) - 1),
+                )
         except IntegrityError:
             logger.info("schedule %s slot %s already dispatched elsewhere", schedule_id, slot)
         schedule.next_run_at = next_run(schedule.schedule, schedule.timezone, max(now, slot))
         schedule.save(update_fields=["next_run_at", "updated_at"])
         if run is not None:
-            audit_record(organization_id=schedule.organization_id, action="schedule.run", target=schedule,
-                         details={"run": str(run.pk), "scheduled_for": slot, "missed_slots": run.missed_slots,
-                                  "trigger": "schedule"})
+            audit_record(
+                organization_id=schedule.organization_id,
+                action="schedule.run",
+                target=schedule,
+                details={
+                    "run": str(run.pk),
+                    "scheduled_for": slot,
+                    "missed_slots": run.missed_slots,
+                    "trigger": "schedule",
+                },
+            )
             enqueue(RUN_TASK, str(run.pk), task_name=f"schedule-run-{run.pk}")
         return run
 
@@ -57,8 +69,11 @@ def schedules_dispatch(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Create (and queue) the run of every due schedule; returns counts."""
     now = now or timezone.now()
     counts = {"dispatched": 0, "errors": 0}
-    due_ids = list(ReportSchedule.objects.filter(is_active=True, next_run_at__lte=now)
-                   .order_by("next_run_at").values_list("pk", flat=True))
+    due_ids = list(
+        ReportSchedule.objects.filter(is_active=True, next_run_at__lte=now)
+        .order_by("next_run_at")
+        .values_list("pk", flat=True)
+    )
     for schedule_id in due_ids:
         try:
             if _dispatch_one(schedule_id, now) is not None:

@@ -46,10 +46,15 @@ class DeliveryKind(models.TextChoices):
 class ReportSchedule(models.Model):
     """A recurring export: its definition, its rule on a local wall clock, its delivery."""
 
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
-                                     related_name="report_schedules")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="report_schedules",
-                              help_text="The schedule runs with this user's access.")
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="report_schedules"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="report_schedules",
+        help_text="The schedule runs with this user's access.",
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     dataset = models.CharField(max_length=20, default="cases")
@@ -88,14 +93,16 @@ class ScheduleRun(models.Model):
     scheduled_for = models.DateTimeField()
     trigger = models.CharField(max_length=10, choices=RunTrigger.choices, default=RunTrigger.SCHEDULE)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.PENDING)
-    export_job = models.ForeignKey("exports.ExportJob", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="schedule_runs")
+    export_job = models.ForeignKey(
+        "exports.ExportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="schedule_runs"
+    )
     row_count = models.PositiveIntegerField(null=True, blank=True)
     file_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     missed_slots = models.PositiveIntegerField(default=0, help_text="Earlier missed slots this run stands for.")
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     recipients_override = models.JSONField(null=True, blank=True, help_text="A test run's own recipients.")
     attempts = models.PositiveSmallIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)
@@ -108,8 +115,9 @@ class ScheduleRun(models.Model):
     class Meta:
         ordering = ["-scheduled_for", "-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["schedule", "scheduled_for"], condition=models.Q(trigger="schedule"),
-                                    name="run_once_per_slot"),
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_for"], condition=models.Q(trigger="schedule"), name="run_once_per_slot"
+            ),
         ]
         indexes = [models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx")]
 

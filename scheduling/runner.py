@@ -65,10 +65,15 @@ class PermanentDeliveryError(Exception):
 def _claim(run_id: str, owner: str) -> bool:
     now = timezone.now()
     claimable = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-    return bool(ScheduleRun.objects.filter(claimable, pk=run_id).update(
-        status=RunStatus.RUNNING, lease_owner=owner, lease_expires_at=now + RUN_LEASE, attempts=F("attempts") + 1,
-        started_at=now,
-    ))
+    return bool(
+        ScheduleRun.objects.filter(claimable, pk=run_id).update(
+            status=RunStatus.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + RUN_LEASE,
+            attempts=F("attempts") + 1,
+            started_at=now,
+        )
+    )
 
 
 def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
@@ -79,16 +84,25 @@ def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
     run = ScheduleRun.objects.select_related("schedule__organization", "schedule__owner", "export_job").get(pk=run_id)
     schedule = run.schedule
     if not owner_may_run(schedule):
-        reason = f"The owner {schedule.owner.get_username()} no longer has officer access to " \
-                 f"{schedule.organization.slug}; the schedule is paused until someone takes it over."
+        reason = (
+            f"The owner {schedule.owner.get_username()} no longer has officer access to "
+            f"{schedule.organization.slug}; the schedule is paused until someone takes it over."
+        )
         schedule_pause(schedule=schedule, reason=reason)
         return _finish(run, RunStatus.FAILED, error=reason, notify=False)
     job = run.export_job
     if job is None:
         job = export_job_create(
-            organization=schedule.organization, dataset=schedule.dataset, format=schedule.format,
-            filters=schedule.filters, columns=schedule.columns, requested_by=schedule.owner,
-            source=ExportSource.SCHEDULE, timezone_name=schedule.timezone, now=run.scheduled_for, enqueue_run=False,
+            organization=schedule.organization,
+            dataset=schedule.dataset,
+            format=schedule.format,
+            filters=schedule.filters,
+            columns=schedule.columns,
+            requested_by=schedule.owner,
+            source=ExportSource.SCHEDULE,
+            timezone_name=schedule.timezone,
+            now=run.scheduled_for,
+            enqueue_run=False,
         )
         ScheduleRun.objects.filter(pk=run.pk).update(export_job=job)
     if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
@@ -126,21 +140,29 @@ def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None
     """Send every due pending delivery (of one run, or all); finish runs with none left."""
     now = now or timezone.now()
     due = Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
     if run_id:
-        due = due.filter(run_id=run_id)
+        due = due.filter(run_id=uuid.UUID(str(run_id)))
     sent = 0
     for delivery_id in list(due.values_list("pk", flat=True)):
         # Claim the delivery for a short while so two workers never send the same one.
-        claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).update(
-            claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1)
+        claimed = (
+            Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .update(claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1)
+        )
         if not claimed:
             continue
         delivery = Delivery.objects.select_related("run__schedule__organization", "run__export_job").get(pk=delivery_id)
         sent += _attempt(delivery)
-    runs = {run_id} if run_id else set(
-        Delivery.objects.filter(run__status=RunStatus.RUNNING).values_list("run_id", flat=True))
+    runs = (
+        {run_id}
+        if run_id
+        else set(
+            str(rid) for rid in Delivery.objects.filter(run__status=RunStatus.RUNNING).values_list("run_id", flat=True)
+        )
+    )
     for rid in runs:
         _finish_if_delivered(str(rid))
     return sent
@@ -159,8 +181,10 @@ def _attempt(delivery: Delivery) -> int:
             delay = BACKOFF_BASE_SECONDS * 2 ** (delivery.attempts - 1)
             delay += random.uniform(0, delay / 2)  # jitter: retries of many runs do not arrive together
             Delivery.objects.filter(pk=delivery.pk).update(
-                last_error=str(exc)[:1000], claimed_until=None,
-                next_attempt_at=timezone.now() + dt.timedelta(seconds=delay))
+                last_error=str(exc)[:1000],
+                claimed_until=None,
+                next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
+            )
         return 0
     except PermanentDeliveryError as exc:
         _mark(delivery, DeliveryStatus.FAILED, error=str(exc))
@@ -172,14 +196,26 @@ def _attempt(delivery: Delivery) -> int:
 def _mark(delivery: Delivery, status: str, *, error: str = "", message_id: str = "", attached: bool = False) -> None:
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(
-            status=status, last_error=error[:1000], message_id=message_id[:300], attached=attached,
-            sent_at=timezone.now() if status == DeliveryStatus.SENT else None, claimed_until=None,
-            next_attempt_at=None)
+            status=status,
+            last_error=error[:1000],
+            message_id=message_id[:300],
+            attached=attached,
+            sent_at=timezone.now() if status == DeliveryStatus.SENT else None,
+            claimed_until=None,
+            next_attempt_at=None,
+        )
         schedule = delivery.run.schedule
-        audit_record(organization_id=schedule.organization_id,
-                     action="delivery.sent" if status == DeliveryStatus.SENT else "delivery.failed",
-                     target=delivery.run, details={"recipient": delivery.recipient, "attempts": delivery.attempts,
-                                                   "error": error or None, "schedule": schedule.pk})
+        audit_record(
+            organization_id=schedule.organization_id,
+            action="delivery.sent" if status == DeliveryStatus.SENT else "delivery.failed",
+            target=delivery.run,
+            details={
+                "recipient": delivery.recipient,
+                "attempts": delivery.attempts,
+                "error": error or None,
+                "schedule": schedule.pk,
+            },
+        )
 
 
 # --- email and storage -----------------------------------------------------------------
@@ -202,19 +238,30 @@ def _email(delivery: Delivery) -> tuple[str, bool]:
     attach = schedule.attach_file and encoded <= limit
     link_only_reason = ""
     if schedule.attach_file and not attach:
-        link_only_reason = (f"The file is {job.file_size_bytes / 1024 / 1024:.1f} MB ({encoded / 1024 / 1024:.1f} MB "
-                            f"once encoded for email), over the {settings.EMAIL_MAX_ATTACHMENT_MB:g} MB attachment "
-                            "limit, so it is not attached: use the download link.")
+        link_only_reason = (
+            f"The file is {(job.file_size_bytes or 0) / 1024 / 1024:.1f} MB ({encoded / 1024 / 1024:.1f} MB "
+            f"once encoded for email), over the {settings.EMAIL_MAX_ATTACHMENT_MB:g} MB attachment "
+            "limit, so it is not attached: use the download link."
+        )
     context = {
-        "schedule": schedule, "run": run, "job": job, "organization": schedule.organization,
-        "period": _period(job), "generated": (job.completed_at or timezone.now()).astimezone(zone),
-        "link": download_link(job), "link_days": 7, "attached": attach, "link_only_reason": link_only_reason,
+        "schedule": schedule,
+        "run": run,
+        "job": job,
+        "organization": schedule.organization,
+        "period": _period(job),
+        "generated": (job.completed_at or timezone.now()).astimezone(zone),
+        "link": download_link(job),
+        "link_days": 7,
+        "attached": attach,
+        "link_only_reason": link_only_reason,
         "test": run.recipients_override is not None,
     }
     subject = f"{'[Test] ' if context['test'] else ''}{schedule.name} — {context['period']}"
     message = EmailMultiAlternatives(
-        subject=subject, body=render_to_string("scheduling/email/report.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL, to=[delivery.recipient],
+        subject=subject,
+        body=render_to_string("scheduling/email/report.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[delivery.recipient],
         connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
     )
     message.attach_alternative(render_to_string("scheduling/email/report.html", context), "text/html")
@@ -229,8 +276,10 @@ def _email(delivery: Delivery) -> tuple[str, bool]:
 def _message_id(delivery: Delivery) -> str:
     from django.core.mail import make_msgid
 
-    return make_msgid(idstring=f"dossier-{delivery.run_id}-{delivery.pk}", domain=settings.SITE_URL.split("//")[-1]
-                      .split(":")[0].split("/")[0] or "localhost")
+    return make_msgid(
+        idstring=f"dossier-{delivery.run_id}-{delivery.pk}",
+        domain=settings.SITE_URL.split("//")[-1].split(":")[0].split("/")[0] or "localhost",
+    )
 
 
 def _mime(fmt: str) -> str:
@@ -265,8 +314,10 @@ def _store(delivery: Delivery) -> str:
     schedule = run.schedule
     local = run.scheduled_for.astimezone(get_zone_safe(schedule.timezone))
     folder = delivery.recipient.removeprefix("storage:")
-    name = f"{folder}/{schedule.organization.slug}-{_slug(schedule.name)}-{local:%Y-%m-%d_%H%M}-{str(run.pk)[:8]}" \
-           f".{job.format}"
+    name = (
+        f"{folder}/{schedule.organization.slug}-{_slug(schedule.name)}-{local:%Y-%m-%d_%H%M}-{str(run.pk)[:8]}"
+        f".{job.format}"
+    )
     storage = exports_storage()
     try:
         with storage.open(job.storage_key, "rb") as handle:
@@ -316,8 +367,12 @@ def _finish(run: ScheduleRun, status: str, *, error: str = "", notify: bool = Tr
             schedule.last_run_at, schedule.last_run_status = run.completed_at, status
             schedule.consecutive_failures = schedule.consecutive_failures + 1 if failed else 0
             schedule.save(update_fields=["last_run_at", "last_run_status", "consecutive_failures", "updated_at"])
-        audit_record(organization_id=schedule.organization_id, action=f"schedule.run_{status}", target=schedule,
-                     details={"run": str(run.pk), "error": error or None, "rows": run.row_count})
+        audit_record(
+            organization_id=schedule.organization_id,
+            action=f"schedule.run_{status}",
+            target=schedule,
+            details={"run": str(run.pk), "error": error or None, "rows": run.row_count},
+        )
     if status in (RunStatus.FAILED, RunStatus.PARTIAL) and notify:
         _notify_owner(run, schedule)
     if schedule.consecutive_failures >= PAUSE_AFTER_FAILURES and schedule.is_active:
@@ -336,13 +391,22 @@ def _notify_owner(run: ScheduleRun, schedule: ReportSchedule, paused: bool = Fal
     if not owner.email:
         return
     run.refresh_from_db()
-    context = {"schedule": schedule, "run": run, "paused": paused, "site_url": settings.SITE_URL,
-               "deliveries": list(run.deliveries.all())}
-    subject = (f"Paused: {schedule.name}" if paused else f"Report {run.status}: {schedule.name}")
+    context = {
+        "schedule": schedule,
+        "run": run,
+        "paused": paused,
+        "site_url": settings.SITE_URL,
+        "deliveries": list(run.deliveries.all()),
+    }
+    subject = f"Paused: {schedule.name}" if paused else f"Report {run.status}: {schedule.name}"
     try:
-        EmailMultiAlternatives(subject=subject, body=render_to_string("scheduling/email/owner_notice.txt", context),
-                               from_email=settings.DEFAULT_FROM_EMAIL, to=[owner.email],
-                               connection=get_connection(timeout=settings.EMAIL_TIMEOUT)).send()
+        EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("scheduling/email/owner_notice.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[owner.email],
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+        ).send()
     except Exception:
         logger.exception("could not notify %s about run %s", owner.email, run.pk)
 

@@ -22,8 +22,22 @@ from scheduling.timemath import get_zone, next_run, validate_schedule
 RUN_TASK = "scheduling.tasks.execute_run"
 MAX_RECIPIENTS = 50
 _STORAGE_PATH_RE = re.compile(r"^[A-Za-z0-9_\-. ]+(/[A-Za-z0-9_\-. ]+)*$")
-FIELDS = ("name", "description", "dataset", "format", "filters", "columns", "schedule", "timezone",
-          "delivery_method", "recipients", "attach_file", "storage_path", "skip_if_empty", "is_active")
+FIELDS = (
+    "name",
+    "description",
+    "dataset",
+    "format",
+    "filters",
+    "columns",
+    "schedule",
+    "timezone",
+    "delivery_method",
+    "recipients",
+    "attach_file",
+    "storage_path",
+    "skip_if_empty",
+    "is_active",
+)
 
 
 def _recipients(organization: Organization, method: str, recipients: Any) -> list[str]:
@@ -50,7 +64,9 @@ def _recipients(organization: Organization, method: str, recipients: Any) -> lis
         if outside:
             raise ApplicationError(
                 f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} outside the organization's allowed "
-                f"recipient domains ({', '.join(allowed)}).", field="delivery")
+                f"recipient domains ({', '.join(allowed)}).",
+                field="delivery",
+            )
     return clean
 
 
@@ -59,8 +75,11 @@ def _storage_path(method: str, path: Any) -> str:
         return ""
     path = (path or "").strip().strip("/") if isinstance(path, str) else None
     if not path or ".." in path.split("/") or not _STORAGE_PATH_RE.match(path):
-        raise ApplicationError("Storage delivery needs storage_path: a relative folder such as "
-                               "'reports/board' (letters, digits, '-', '_', '.', no '..').", field="delivery")
+        raise ApplicationError(
+            "Storage delivery needs storage_path: a relative folder such as "
+            "'reports/board' (letters, digits, '-', '_', '.', no '..').",
+            field="delivery",
+        )
     return path
 
 
@@ -72,16 +91,27 @@ def schedule_validate(*, organization: Organization, data: dict[str, Any]) -> di
     tz = data.get("timezone") or organization.timezone
     get_zone(tz)
     spec = validate_schedule(data.get("schedule") or {}, tz)
-    export_definition_validate(dataset=data.get("dataset", "cases"), format=data.get("format"),
-                               filters=data.get("filters"), columns=data.get("columns"), timezone=tz,
-                               now=timezone.now())
+    export_definition_validate(
+        dataset=data.get("dataset", "cases"),
+        format=data.get("format"),
+        filters=data.get("filters"),
+        columns=data.get("columns"),
+        timezone=tz,
+        now=timezone.now(),
+    )
     method = data.get("delivery_method") or DeliveryMethod.EMAIL
     if method not in DeliveryMethod.values:
-        raise ApplicationError(f"Unknown delivery method {method!r}: use {', '.join(DeliveryMethod.values)}.",
-                               field="delivery")
+        raise ApplicationError(
+            f"Unknown delivery method {method!r}: use {', '.join(DeliveryMethod.values)}.", field="delivery"
+        )
     return {
-        **{k: data[k] for k in FIELDS if k in data}, "name": name, "timezone": tz, "schedule": spec,
-        "delivery_method": method, "filters": data.get("filters") or {}, "columns": data.get("columns") or {},
+        **{k: data[k] for k in FIELDS if k in data},
+        "name": name,
+        "timezone": tz,
+        "schedule": spec,
+        "delivery_method": method,
+        "filters": data.get("filters") or {},
+        "columns": data.get("columns") or {},
         "dataset": data.get("dataset", "cases"),
         "recipients": _recipients(organization, method, data.get("recipients")),
         "storage_path": _storage_path(method, data.get("storage_path")),
@@ -93,22 +123,31 @@ def _snapshot(schedule: ReportSchedule) -> dict[str, Any]:
 
 
 @transaction.atomic
-def schedule_create(*, organization: Organization, owner: Any, data: dict[str, Any],
-                    ip_address: str | None = None) -> ReportSchedule:
+def schedule_create(
+    *, organization: Organization, owner: Any, data: dict[str, Any], ip_address: str | None = None
+) -> ReportSchedule:
     """Create a schedule; ``next_run_at`` is its first slot after now."""
     clean = schedule_validate(organization=organization, data=data)
     schedule = ReportSchedule(organization=organization, owner=owner, **clean)
-    schedule.next_run_at = next_run(schedule.schedule, schedule.timezone, timezone.now()) if schedule.is_active \
-        else None
+    schedule.next_run_at = (
+        next_run(schedule.schedule, schedule.timezone, timezone.now()) if schedule.is_active else None
+    )
     schedule.save()
-    audit_record(organization_id=organization.pk, action="schedule.created", actor=owner, target=schedule,
-                 ip_address=ip_address, details={"after": _snapshot(schedule)})
+    audit_record(
+        organization_id=organization.pk,
+        action="schedule.created",
+        actor=owner,
+        target=schedule,
+        ip_address=ip_address,
+        details={"after": _snapshot(schedule)},
+    )
     return schedule
 
 
 @transaction.atomic
-def schedule_update(*, schedule: ReportSchedule, data: dict[str, Any], actor: Any,
-                    ip_address: str | None = None) -> ReportSchedule:
+def schedule_update(
+    *, schedule: ReportSchedule, data: dict[str, Any], actor: Any, ip_address: str | None = None
+) -> ReportSchedule:
     """Change a schedule (``data`` may be partial); the next run is recomputed from now."""
     schedule = ReportSchedule.objects.select_for_update().get(pk=schedule.pk)
     before = _snapshot(schedule)
@@ -121,28 +160,46 @@ def schedule_update(*, schedule: ReportSchedule, data: dict[str, Any], actor: An
     else:
         schedule.next_run_at = None
     schedule.save()
-    audit_record(organization_id=schedule.organization_id, action="schedule.updated", actor=actor, target=schedule,
-                 ip_address=ip_address, details={"before": before, "after": _snapshot(schedule)})
+    audit_record(
+        organization_id=schedule.organization_id,
+        action="schedule.updated",
+        actor=actor,
+        target=schedule,
+        ip_address=ip_address,
+        details={"before": before, "after": _snapshot(schedule)},
+    )
     return schedule
 
 
 @transaction.atomic
 def schedule_delete(*, schedule: ReportSchedule, actor: Any, ip_address: str | None = None) -> None:
     """Delete a schedule and its run history (the audit log keeps the record)."""
-    audit_record(organization_id=schedule.organization_id, action="schedule.deleted", actor=actor, target=schedule,
-                 ip_address=ip_address, details={"before": _snapshot(schedule)})
+    audit_record(
+        organization_id=schedule.organization_id,
+        action="schedule.deleted",
+        actor=actor,
+        target=schedule,
+        ip_address=ip_address,
+        details={"before": _snapshot(schedule)},
+    )
     schedule.delete()
 
 
 @transaction.atomic
-def schedule_pause(*, schedule: ReportSchedule, actor: Any = None, reason: str = "",
-                   ip_address: str | None = None) -> ReportSchedule:
+def schedule_pause(
+    *, schedule: ReportSchedule, actor: Any = None, reason: str = "", ip_address: str | None = None
+) -> ReportSchedule:
     """Stop dispatching this schedule until it is resumed."""
-    ReportSchedule.objects.filter(pk=schedule.pk).update(is_active=False, next_run_at=None,
-                                                         paused_reason=reason[:300])
+    ReportSchedule.objects.filter(pk=schedule.pk).update(is_active=False, next_run_at=None, paused_reason=reason[:300])
     schedule.refresh_from_db()
-    audit_record(organization_id=schedule.organization_id, action="schedule.paused", actor=actor, target=schedule,
-                 ip_address=ip_address, details={"reason": reason})
+    audit_record(
+        organization_id=schedule.organization_id,
+        action="schedule.paused",
+        actor=actor,
+        target=schedule,
+        ip_address=ip_address,
+        details={"reason": reason},
+    )
     return schedule
 
 
@@ -150,29 +207,48 @@ def schedule_pause(*, schedule: ReportSchedule, actor: Any = None, reason: str =
 def schedule_resume(*, schedule: ReportSchedule, actor: Any = None, ip_address: str | None = None) -> ReportSchedule:
     """Resume: the next run is the first slot after now (missed slots are not replayed)."""
     ReportSchedule.objects.filter(pk=schedule.pk).update(
-        is_active=True, paused_reason="", consecutive_failures=0,
+        is_active=True,
+        paused_reason="",
+        consecutive_failures=0,
         next_run_at=next_run(schedule.schedule, schedule.timezone, timezone.now()),
     )
     schedule.refresh_from_db()
-    audit_record(organization_id=schedule.organization_id, action="schedule.resumed", actor=actor, target=schedule,
-                 ip_address=ip_address, details={"next_run_at": schedule.next_run_at})
+    audit_record(
+        organization_id=schedule.organization_id,
+        action="schedule.resumed",
+        actor=actor,
+        target=schedule,
+        ip_address=ip_address,
+        details={"next_run_at": schedule.next_run_at},
+    )
     return schedule
 
 
 @transaction.atomic
-def schedule_run_now(*, schedule: ReportSchedule, actor: Any, to_me: bool = False,
-                     ip_address: str | None = None) -> ScheduleRun:
+def schedule_run_now(
+    *, schedule: ReportSchedule, actor: Any, to_me: bool = False, ip_address: str | None = None
+) -> ScheduleRun:
     """A manual run now; ``to_me`` sends it to the requesting user only (a test)."""
     recipients = None
     if to_me:
         if not getattr(actor, "email", ""):
             raise ApplicationError("Your user has no email address to send the test to.", field="to_me")
         recipients = [actor.email]
-    run = ScheduleRun.objects.create(schedule=schedule, scheduled_for=timezone.now(), trigger=RunTrigger.MANUAL,
-                                     requested_by=actor if getattr(actor, "is_authenticated", False) else None,
-                                     recipients_override=recipients)
-    audit_record(organization_id=schedule.organization_id, action="schedule.run", actor=actor, target=schedule,
-                 ip_address=ip_address, details={"run": str(run.pk), "trigger": "manual", "test": to_me})
+    run = ScheduleRun.objects.create(
+        schedule=schedule,
+        scheduled_for=timezone.now(),
+        trigger=RunTrigger.MANUAL,
+        requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+        recipients_override=recipients,
+    )
+    audit_record(
+        organization_id=schedule.organization_id,
+        action="schedule.run",
+        actor=actor,
+        target=schedule,
+        ip_address=ip_address,
+        details={"run": str(run.pk), "trigger": "manual", "test": to_me},
+    )
     enqueue(RUN_TASK, str(run.pk), task_name=f"schedule-run-{run.pk}")
     return run
 
@@ -186,5 +262,13 @@ def owner_may_run(schedule: ReportSchedule) -> bool:
     return role is not None and Role.allows(role, Role.OFFICER)
 
 
-__all__ = ["RunStatus", "owner_may_run", "schedule_create", "schedule_pause", "schedule_resume",
-           "schedule_run_now", "schedule_update", "schedule_validate"]
+__all__ = [
+    "RunStatus",
+    "owner_may_run",
+    "schedule_create",
+    "schedule_pause",
+    "schedule_resume",
+    "schedule_run_now",
+    "schedule_update",
+    "schedule_validate",
+]

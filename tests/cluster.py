@@ -32,12 +32,21 @@ def qcluster(**extra_env: str) -> Iterator[subprocess.Popen[Any]]:
     """Start ``manage.py qcluster`` on the test database; stop its whole process group."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=database_url(),
-        MEDIA_ROOT=str(settings.MEDIA_ROOT), Q_WORKERS="1", **extra_env,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url(),
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        Q_WORKERS="1",
+        **extra_env,
     )
     log = open(Path(settings.MEDIA_ROOT).parent / "qcluster.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:

@@ -21,9 +21,19 @@ def test_parallel_dispatchers_create_exactly_one_run_per_slot(settings):
     settings.TASKS_SYNC = False  # queue the runs; no cluster runs them here
     org = OrganizationFactory(slug="acme")
     owner = member(org, Role.OFFICER)
-    schedules = [make_schedule(org, owner, name=f"S{i}", delivery_method="storage", recipients=[],
-                               storage_path="r", schedule={"kind": "daily", "time": "09:00"}, timezone="UTC")
-                 for i in range(40)]
+    schedules = [
+        make_schedule(
+            org,
+            owner,
+            name=f"S{i}",
+            delivery_method="storage",
+            recipients=[],
+            storage_path="r",
+            schedule={"kind": "daily", "time": "09:00"},
+            timezone="UTC",
+        )
+        for i in range(40)
+    ]
     slot = dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)
     ReportSchedule.objects.update(next_run_at=slot)
     barrier = threading.Barrier(6)

@@ -39,15 +39,20 @@ def test_sigkilled_worker_leaves_a_job_that_completes_once_or_fails_never_stuck(
         job = export_job_create(organization=org, dataset="cases", format="xlsx")
         processing = wait_for(
             lambda: ExportJob.objects.filter(pk=job.pk, status="processing", rows_done__gt=0).first(),
-            120, "the worker to start writing")
+            120,
+            "the worker to start writing",
+        )
         os.kill(processing.worker_pid, signal.SIGKILL)
         killed_pid = processing.worker_pid
         time.sleep(5)  # the lease runs out
         job.refresh_from_db()
         assert job.status == "processing" and job.rows_done < 12000  # killed mid-way, not finished
         assert exports_recover()["requeued"] == 1  # what the every-minute maintenance task does
-        done = wait_for(lambda: ExportJob.objects.filter(pk=job.pk, status__in=["completed", "failed"]).first(),
-                        180, "the job to finish")
+        done = wait_for(
+            lambda: ExportJob.objects.filter(pk=job.pk, status__in=["completed", "failed"]).first(),
+            180,
+            "the job to finish",
+        )
     assert done.status == "completed", done.error
     assert done.worker_pid != killed_pid and done.attempts == 2 and done.row_count == 12000
     root = Path(django_settings.STORAGES["exports"]["OPTIONS"]["location"])

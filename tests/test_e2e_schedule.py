@@ -23,9 +23,15 @@ def test_schedule_due_next_minute_runs_once_and_emails_once():
     org, _ = org_with_cases(timezone="Asia/Kolkata")  # a +05:30 zone: wall-clock maths is exercised
     owner = member(org, Role.OFFICER, username="owner")
     local = (timezone.now() + dt.timedelta(minutes=1)).astimezone(org.tzinfo)
-    schedule = make_schedule(org, owner, schedule={"kind": "daily", "time": local.strftime("%H:%M")},
-                             timezone="Asia/Kolkata", recipients=["audit@example.com"], format="csv",
-                             filters={})
+    schedule = make_schedule(
+        org,
+        owner,
+        schedule={"kind": "daily", "time": local.strftime("%H:%M")},
+        timezone="Asia/Kolkata",
+        recipients=["audit@example.com"],
+        format="csv",
+        filters={},
+    )
     assert schedule.next_run_at == local.replace(second=0, microsecond=0)
     handler = ScriptedHandler()
     with smtp_server(handler) as port, qcluster(EMAIL_URL=f"smtp://127.0.0.1:{port}"):

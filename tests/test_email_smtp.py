@@ -27,23 +27,27 @@ def test_one_bounce_and_one_transient_failure_make_a_partial_run(settings, djang
     owner = member(org, Role.OFFICER, username="owner")
     owner.email = "owner@example.com"
     owner.save()
-    handler = ScriptedHandler(script={
-        "flaky@example.com": ["451 4.3.0 Mailbox busy, try again later"],
-        "bounce@example.com": ["550 5.1.1 No such user here"],
-    })
+    handler = ScriptedHandler(
+        script={
+            "flaky@example.com": ["451 4.3.0 Mailbox busy, try again later"],
+            "bounce@example.com": ["550 5.1.1 No such user here"],
+        }
+    )
     with smtp_server(handler) as port:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", port, False
-        schedule = make_schedule(org, owner, recipients=["ok@example.com", "flaky@example.com",
-                                                         "bounce@example.com"])
+        schedule = make_schedule(org, owner, recipients=["ok@example.com", "flaky@example.com", "bounce@example.com"])
         slot = dt.datetime(2026, 4, 1, 7, tzinfo=dt.UTC)
         ReportSchedule.objects.filter(pk=schedule.pk).update(next_run_at=slot)
         with django_capture_on_commit_callbacks(execute=True):
             schedules_dispatch(now=slot)
         run = ScheduleRun.objects.get()
         first = {d.recipient: (d.status, d.attempts) for d in run.deliveries.all()}
-        assert first == {"ok@example.com": ("sent", 1), "flaky@example.com": ("pending", 1),
-                         "bounce@example.com": ("failed", 1)}
+        assert first == {
+            "ok@example.com": ("sent", 1),
+            "flaky@example.com": ("pending", 1),
+            "bounce@example.com": ("failed", 1),
+        }
         assert run.status == "running"
         flaky = run.deliveries.get(recipient="flaky@example.com")
         assert "451" in flaky.last_error and flaky.next_attempt_at > dt.datetime.now(dt.UTC)
@@ -53,8 +57,11 @@ def test_one_bounce_and_one_transient_failure_make_a_partial_run(settings, djang
 
     run.refresh_from_db()
     final = {d.recipient: (d.status, d.attempts) for d in run.deliveries.all()}
-    assert final == {"ok@example.com": ("sent", 1), "flaky@example.com": ("sent", 2),
-                     "bounce@example.com": ("failed", 1)}
+    assert final == {
+        "ok@example.com": ("sent", 1),
+        "flaky@example.com": ("sent", 2),
+        "bounce@example.com": ("failed", 1),
+    }
     assert run.status == "partial" and "bounce@example.com: SMTP 550" in run.error
     reports = [e for e in handler.messages if e.rcpt_tos != ["owner@example.com"]]
     notices = [e for e in handler.messages if e.rcpt_tos == ["owner@example.com"]]

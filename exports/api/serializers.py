@@ -32,9 +32,26 @@ class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
     class Meta:
         model = ExportJob
         fields = [
-            "id", "dataset", "format", "status", "progress", "row_count", "file_size_bytes", "sha256", "file_name",
-            "download_url", "expires_at", "error", "filters", "columns", "tag_snapshot", "requested_by", "source",
-            "created_at", "started_at", "completed_at",
+            "id",
+            "dataset",
+            "format",
+            "status",
+            "progress",
+            "row_count",
+            "file_size_bytes",
+            "sha256",
+            "file_name",
+            "download_url",
+            "expires_at",
+            "error",
+            "filters",
+            "columns",
+            "tag_snapshot",
+            "requested_by",
+            "source",
+            "created_at",
+            "started_at",
+            "completed_at",
         ]
 
     def get_progress(self, job: ExportJob) -> dict[str, Any]:
@@ -62,6 +79,6 @@ class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
 
 class ColumnSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     type = serializers.CharField()
     group = serializers.CharField()

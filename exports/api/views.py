@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -26,8 +27,10 @@ class ColumnCatalogView(OrgScopedMixin, APIView):
     """The columns a file of this dataset has now: core, investigation groups, tags."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("dataset", enum=[Dataset.CASES, Dataset.INVESTIGATIONS], default="cases"),
-                    OpenApiParameter("max_investigations", int, default=3)],
+        parameters=[
+            OpenApiParameter("dataset", enum=[Dataset.CASES, Dataset.INVESTIGATIONS], default="cases"),
+            OpenApiParameter("max_investigations", int, default=3),
+        ],
         responses=ColumnSerializer(many=True),
     )
     def get(self, request: Request, org: str) -> Response:
@@ -43,8 +46,7 @@ class ColumnCatalogView(OrgScopedMixin, APIView):
         options = columns_resolve(raw)
         snapshot = [t.snapshot() for t in tag_slots_for(organization=self.organization, active_only=True)]
         columns = catalog_for(dataset=dataset, options=options, snapshot=snapshot)
-        return Response([{"key": c.key, "label": c.label, "type": str(c.type), "group": str(c.group)}
-                         for c in columns])
+        return Response([{"key": c.key, "label": c.label, "type": str(c.type), "group": str(c.group)} for c in columns])
 
 
 class ExportJobListView(OrgScopedMixin, generics.ListCreateAPIView[ExportJob]):
@@ -53,8 +55,7 @@ class ExportJobListView(OrgScopedMixin, generics.ListCreateAPIView[ExportJob]):
     serializer_class = ExportJobSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        jobs = ExportJob.objects.filter(organization=self.organization).select_related("organization",
-                                                                                       "requested_by")
+        jobs = ExportJob.objects.filter(organization=self.organization).select_related("organization", "requested_by")
         if wanted := self.request.query_params.get("status"):
             if wanted not in ExportStatus.values:
                 raise serializers.ValidationError({"status": [f"Use one of {', '.join(ExportStatus.values)}."]})
@@ -66,8 +67,11 @@ class ExportJobListView(OrgScopedMixin, generics.ListCreateAPIView[ExportJob]):
         body = ExportJobCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         job = export_job_create(
-            organization=self.organization, requested_by=request.user, source=ExportSource.API,
-            ip_address=client_ip(request), **body.validated_data,
+            organization=self.organization,
+            requested_by=request.user,
+            source=ExportSource.API,
+            ip_address=client_ip(request),
+            **body.validated_data,
         )
         job.refresh_from_db()
         return Response(ExportJobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
@@ -95,9 +99,14 @@ class ExportJobCancelView(OrgScopedMixin, APIView):
 class ExportJobDownloadView(OrgScopedMixin, APIView):
     """The file as an attachment; 409 not ready, 410 expired."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="the file"),
-                              409: OpenApiResponse(description="not ready"), 410: OpenApiResponse(description="expired")})
-    def get(self, request: Request, org: str, pk: str) -> HttpResponse:
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(description="the file"),
+            409: OpenApiResponse(description="not ready"),
+            410: OpenApiResponse(description="expired"),
+        }
+    )
+    def get(self, request: Request, org: str, pk: str) -> HttpResponseBase:
         return export_file_response(_job(self.organization, pk), actor=request.user, ip_address=client_ip(request))
 
 
@@ -108,12 +117,16 @@ def _job(organization: Any, pk: str) -> ExportJob:
     return job
 
 
-def signed_download(request: HttpRequest, token: str) -> HttpResponse:
+def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
     """``/d/<token>/``: the link sent in emails. 410 expired, 404 tampered or unknown."""
     try:
         job = job_from_token(token)
-        return export_file_response(job, actor=request.user if request.user.is_authenticated else "link",
-                                    ip_address=client_ip(request), via="link")
+        return export_file_response(
+            job,
+            actor=request.user if request.user.is_authenticated else "link",
+            ip_address=client_ip(request),
+            via="link",
+        )
     except LookupError:
         raise Http404("This download link is not valid.") from None
     except ApplicationError as exc:

@@ -76,8 +76,9 @@ def test_bad_input_is_400_and_creates_no_job(officer, body, field):
 def test_period_is_resolved_in_the_organizations_timezone(org, officer, django_capture_on_commit_callbacks):
     org.timezone = "Pacific/Auckland"
     org.save()
-    response = officer.post("/api/v1/orgs/acme/exports/",
-                            {"format": "csv", "filters": {"period": "previous_month"}}, format="json")
+    response = officer.post(
+        "/api/v1/orgs/acme/exports/", {"format": "csv", "filters": {"period": "previous_month"}}, format="json"
+    )
     assert response.status_code == 202
     local_today = timezone.now().astimezone(org.tzinfo).date()
     last = local_today.replace(day=1) - dt.timedelta(days=1)
@@ -99,8 +100,13 @@ def test_another_organization_gets_404_on_every_path(org, officer, django_captur
     job = completed_job(org, django_capture_on_commit_callbacks, officer)
     other = OrganizationFactory(slug="globex")
     outsider = api(member(other, Role.ADMIN))
-    for method, path in [("get", ""), ("post", ""), ("get", f"{job.pk}/"), ("post", f"{job.pk}/cancel/"),
-                         ("get", f"{job.pk}/download/")]:
+    for method, path in [
+        ("get", ""),
+        ("post", ""),
+        ("get", f"{job.pk}/"),
+        ("post", f"{job.pk}/cancel/"),
+        ("get", f"{job.pk}/download/"),
+    ]:
         assert getattr(outsider, method)(f"/api/v1/orgs/acme/exports/{path}").status_code == 404
     # and through the organization they do belong to, the job does not exist
     for path in [f"{job.pk}/", f"{job.pk}/download/"]:
@@ -155,8 +161,9 @@ def test_expired_export_is_410_and_its_file_deleted(org, officer, django_capture
     assert AuditEvent.objects.filter(action="export.expired").count() == 1
 
 
-def test_signed_link_downloads_same_bytes_and_rejects_tampering(org, officer, django_capture_on_commit_callbacks,
-                                                                monkeypatch):
+def test_signed_link_downloads_same_bytes_and_rejects_tampering(
+    org, officer, django_capture_on_commit_callbacks, monkeypatch
+):
     job = completed_job(org, django_capture_on_commit_callbacks, officer)
     token = download_token(job)
     anonymous = APIClient()
@@ -168,7 +175,8 @@ def test_signed_link_downloads_same_bytes_and_rejects_tampering(org, officer, dj
     forged = signing.TimestampSigner(salt="something-else").sign_object({"job": str(job.pk), "org": org.pk})
     assert anonymous.get(f"/d/{forged}/").status_code == 404
     wrong_org = signing.TimestampSigner(salt="dossier.exports.download-link").sign_object(
-        {"job": str(job.pk), "org": org.pk + 1})
+        {"job": str(job.pk), "org": org.pk + 1}
+    )
     assert anonymous.get(f"/d/{wrong_org}/").status_code == 404
     later = dt.datetime.now().timestamp() + 8 * 86400
     monkeypatch.setattr("django.core.signing.time.time", lambda: later)
@@ -182,10 +190,19 @@ def test_columns_catalog_lists_core_investigation_and_tag_columns(officer):
     groups = {c["group"] for c in columns}
     assert groups == {"core", "investigation", "tag"}
     core = [c for c in columns if c["group"] == "core"]
-    assert len(core) >= 40 and core[0] == {"key": "reference", "label": "Case reference", "type": "text",
-                                           "group": "core"}
-    assert [c["label"] for c in columns if c["group"] == "tag"] == ["HR region", "Loss amount", "Hold", "Reporter",
-                                                                     "Flags"]
+    assert len(core) >= 40 and core[0] == {
+        "key": "reference",
+        "label": "Case reference",
+        "type": "text",
+        "group": "core",
+    }
+    assert [c["label"] for c in columns if c["group"] == "tag"] == [
+        "HR region",
+        "Loss amount",
+        "Hold",
+        "Reporter",
+        "Flags",
+    ]
     assert "investigation_1_status" in {c["key"] for c in columns}
     assert "investigation_2_status" not in {c["key"] for c in columns}
     assert officer.get("/api/v1/orgs/acme/columns/?max_investigations=12").status_code == 400
@@ -193,8 +210,13 @@ def test_columns_catalog_lists_core_investigation_and_tag_columns(officer):
 
 def test_core_column_selection_keeps_requested_order(officer, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        body = officer.post("/api/v1/orgs/acme/exports/", {"format": "csv", "columns": {
-            "core": ["severity", "reference"], "include_investigations": False, "include_tags": False}},
-            format="json").json()
+        body = officer.post(
+            "/api/v1/orgs/acme/exports/",
+            {
+                "format": "csv",
+                "columns": {"core": ["severity", "reference"], "include_investigations": False, "include_tags": False},
+            },
+            format="json",
+        ).json()
     content = b"".join(officer.get(f"/api/v1/orgs/acme/exports/{body['id']}/download/").streaming_content)
     assert content.decode("utf-8-sig").splitlines()[0] == "Severity,Case reference"

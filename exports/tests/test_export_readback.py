@@ -39,31 +39,37 @@ def expected(org, filters_status=None):
         cf = case.custom_fields
         amount = (cf.get("financial") or {}).get("amount")
         tags = cf.get("tags")
-        rows.append({
-            "reference": case.reference,
-            "title": case.title,
-            "status": case.get_status_display(),
-            "severity": case.get_severity_display(),
-            "created_at": case.created_at.astimezone(org.tzinfo),
-            "financial_impact": case.financial_impact,
-            "is_substantiated": case.is_substantiated,
-            "days_to_close": (case.closed_at - case.created_at).days if case.closed_at else None,
-            "investigation_count": len(invs),
-            "investigation_1_status": invs[0].get_status_display() if invs else None,
-            "investigation_2_investigator": invs[1].investigator if len(invs) > 1 else None,
-            "investigations_overflow": max(0, len(invs) - 2),
-            "tag_1": (cf.get("hr") or {}).get("region"),
-            "tag_2": amount,
-            "tag_3": invs[-1].custom_fields.get("legal_hold") if invs else None,
-            "tag_4": case.primary_riu.reporter_relationship,
-            "tag_5": "; ".join(tags) if tags else None,
-        })
+        rows.append(
+            {
+                "reference": case.reference,
+                "title": case.title,
+                "status": case.get_status_display(),
+                "severity": case.get_severity_display(),
+                "created_at": case.created_at.astimezone(org.tzinfo),
+                "financial_impact": case.financial_impact,
+                "is_substantiated": case.is_substantiated,
+                "days_to_close": (case.closed_at - case.created_at).days if case.closed_at else None,
+                "investigation_count": len(invs),
+                "investigation_1_status": invs[0].get_status_display() if invs else None,
+                "investigation_2_investigator": invs[1].investigator if len(invs) > 1 else None,
+                "investigations_overflow": max(0, len(invs) - 2),
+                "tag_1": (cf.get("hr") or {}).get("region"),
+                "tag_2": amount,
+                "tag_3": invs[-1].custom_fields.get("legal_hold") if invs else None,
+                "tag_4": case.primary_riu.reporter_relationship,
+                "tag_5": "; ".join(tags) if tags else None,
+            }
+        )
     return rows
 
 
 def run_export(client, fmt, django_capture_on_commit_callbacks, **body):
-    payload = {"dataset": "cases", "format": fmt,
-               "columns": {"max_investigations": 2, "include_overflow": True}, **body}
+    payload = {
+        "dataset": "cases",
+        "format": fmt,
+        "columns": {"max_investigations": 2, "include_overflow": True},
+        **body,
+    }
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/v1/orgs/acme/exports/", payload, format="json")
     assert response.status_code == 202, response.content
@@ -99,8 +105,9 @@ def test_csv_reads_back_equal_to_the_database(client, django_capture_on_commit_c
         assert got["Title"] == neutralised(exp["title"])
         assert got["Status"] == exp["status"] and got["Severity"] == exp["severity"]
         assert got["Created at"] == exp["created_at"].isoformat()
-        assert got["Financial impact"] == (format(exp["financial_impact"], "f") if exp["financial_impact"] is not None
-                                           else "")
+        assert got["Financial impact"] == (
+            format(exp["financial_impact"], "f") if exp["financial_impact"] is not None else ""
+        )
         assert got["Substantiated"] == {True: "Yes", False: "No", None: ""}[exp["is_substantiated"]]
         assert got["Days to close"] == ("" if exp["days_to_close"] is None else str(exp["days_to_close"]))
         assert got["Investigations"] == str(exp["investigation_count"])
@@ -148,8 +155,9 @@ def test_jsonl_reads_back_with_native_types(client, django_capture_on_commit_cal
     for got, exp in zip(rows, want, strict=True):
         assert got["reference"] == exp["reference"] and got["title"] == exp["title"]
         assert got["created_at"] == exp["created_at"].isoformat()
-        assert (Decimal(str(got["financial_impact"])) if got["financial_impact"] is not None else None) == \
-            exp["financial_impact"]
+        assert (Decimal(str(got["financial_impact"])) if got["financial_impact"] is not None else None) == exp[
+            "financial_impact"
+        ]
         assert got["is_substantiated"] == exp["is_substantiated"]
         assert got["investigation_1_status"] == exp["investigation_1_status"]
         assert got["investigations_overflow"] == exp["investigations_overflow"]
@@ -173,9 +181,12 @@ def test_parquet_reads_back_with_typed_schema(client, django_capture_on_commit_c
 
 
 def test_filters_select_the_same_cases_as_the_orm(client, django_capture_on_commit_callbacks):
-    detail, content = run_export(client, "jsonl", django_capture_on_commit_callbacks,
-                                 filters={"status": ["open", "closed"], "created_from": "2026-03-10",
-                                          "created_to": "2026-03-14"})
+    detail, content = run_export(
+        client,
+        "jsonl",
+        django_capture_on_commit_callbacks,
+        filters={"status": ["open", "closed"], "created_from": "2026-03-10", "created_to": "2026-03-14"},
+    )
     rows = [json.loads(line) for line in content.decode().splitlines()]
     org = ExportJob.objects.get(pk=detail["id"]).organization
     assert [r["reference"] for r in rows] == [e["reference"] for e in expected(org, ["open", "closed"])]
@@ -183,12 +194,14 @@ def test_filters_select_the_same_cases_as_the_orm(client, django_capture_on_comm
 
 
 def test_investigations_dataset_has_one_row_per_investigation(client, django_capture_on_commit_callbacks):
-    detail, content = run_export(client, "jsonl", django_capture_on_commit_callbacks, dataset="investigations",
-                                 columns={})
+    detail, content = run_export(
+        client, "jsonl", django_capture_on_commit_callbacks, dataset="investigations", columns={}
+    )
     rows = [json.loads(line) for line in content.decode().splitlines()]
     from cases.models import Investigation
 
     invs = Investigation.objects.order_by("case__created_at", "case_id", "number")
-    assert [(r["case_reference"], r["investigation_number"]) for r in rows] == \
-        [(i.case.reference, i.number) for i in invs]
+    assert [(r["case_reference"], r["investigation_number"]) for r in rows] == [
+        (i.case.reference, i.number) for i in invs
+    ]
     assert [r["tag_3"] for r in rows] == [i.custom_fields.get("legal_hold") for i in invs]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+
 import pytest
 from django.utils import timezone
 
@@ -20,8 +22,14 @@ def org():
 
 def test_job_with_expired_lease_is_run_again_to_completion(org, django_capture_on_commit_callbacks):
     past = timezone.now() - dt.timedelta(minutes=5)
-    job = ExportJobFactory(organization=org, status="processing", lease_owner="dead-host:1:x",
-                           lease_expires_at=past, attempts=1, rows_done=3)
+    job = ExportJobFactory(
+        organization=org,
+        status="processing",
+        lease_owner="dead-host:1:x",
+        lease_expires_at=past,
+        attempts=1,
+        rows_done=3,
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert exports_recover() == {"requeued": 1, "failed": 0}
     job.refresh_from_db()
@@ -29,16 +37,26 @@ def test_job_with_expired_lease_is_run_again_to_completion(org, django_capture_o
 
 
 def test_job_with_live_lease_is_left_alone(org):
-    job = ExportJobFactory(organization=org, status="processing", lease_owner="busy:1:x",
-                           lease_expires_at=timezone.now() + dt.timedelta(minutes=1), attempts=1)
+    job = ExportJobFactory(
+        organization=org,
+        status="processing",
+        lease_owner="busy:1:x",
+        lease_expires_at=timezone.now() + dt.timedelta(minutes=1),
+        attempts=1,
+    )
     assert exports_recover() == {"requeued": 0, "failed": 0}
     job.refresh_from_db()
     assert job.status == "processing" and job.lease_owner == "busy:1:x"
 
 
 def test_job_out_of_attempts_fails_with_a_reason(org):
-    job = ExportJobFactory(organization=org, status="processing", lease_owner="dead:1:x",
-                           lease_expires_at=timezone.now() - dt.timedelta(seconds=1), attempts=3)
+    job = ExportJobFactory(
+        organization=org,
+        status="processing",
+        lease_owner="dead:1:x",
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1),
+        attempts=3,
+    )
     assert exports_recover() == {"requeued": 0, "failed": 1}
     job.refresh_from_db()
     assert job.status == "failed"
@@ -68,20 +86,33 @@ def test_export_command_writes_the_file_and_prints_its_checksum(org, tmp_path):
     out = tmp_path / "out"
     from django.core.management import call_command
 
-    call_command("export", "--org", org.slug, "--format", "jsonl", "--output", str(out) + "/",
-                 stdout=(buffer := __import__("io").StringIO()))
+    call_command(
+        "export",
+        "--org",
+        org.slug,
+        "--format",
+        "jsonl",
+        "--output",
+        str(out) + "/",
+        stdout=(buffer := __import__("io").StringIO()),
+    )
     path, rows, sha = buffer.getvalue().splitlines()
     assert rows == "rows: 5"
-    assert sha == f"sha256: {hashlib.sha256(open(path, 'rb').read()).hexdigest()}"
+    assert sha == f"sha256: {hashlib.sha256(Path(path).read_bytes()).hexdigest()}"
     assert ExportJob.objects.get().source == "cli"
 
 
-@pytest.mark.parametrize("args", [["--format", "csv", "--columns", '{"max_investigations": 99}'], ["--format", "csv", "--filters", "{bad"],
-                                  ["--format", "csv", "--filters", '{"period": "someday"}']])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--format", "csv", "--columns", '{"max_investigations": 99}'],
+        ["--format", "csv", "--filters", "{bad"],
+        ["--format", "csv", "--filters", '{"period": "someday"}'],
+    ],
+)
 def test_export_command_bad_input_is_one_line_and_non_zero(org, args):
     from django.core.management import CommandError, call_command
 
     with pytest.raises(CommandError):
         call_command("export", "--org", org.slug, *args)
     assert not ExportJob.objects.exists()
-

@@ -43,30 +43,52 @@ class ScheduleSerializer(serializers.Serializer[Any]):
 
     def to_representation(self, instance: ReportSchedule) -> dict[str, Any]:
         return {
-            "id": instance.pk, "name": instance.name, "description": instance.description,
-            "export": {"dataset": instance.dataset, "format": instance.format, "filters": instance.filters,
-                       "columns": instance.columns},
-            "schedule": instance.schedule, "timezone": instance.timezone,
-            "delivery": {"method": instance.delivery_method, "recipients": instance.recipients,
-                         "attach_file": instance.attach_file, "storage_path": instance.storage_path},
-            "skip_if_empty": instance.skip_if_empty, "is_active": instance.is_active,
-            "next_run_at": instance.next_run_at, "last_run_at": instance.last_run_at,
-            "last_run_status": instance.last_run_status or None, "paused_reason": instance.paused_reason,
+            "id": instance.pk,
+            "name": instance.name,
+            "description": instance.description,
+            "export": {
+                "dataset": instance.dataset,
+                "format": instance.format,
+                "filters": instance.filters,
+                "columns": instance.columns,
+            },
+            "schedule": instance.schedule,
+            "timezone": instance.timezone,
+            "delivery": {
+                "method": instance.delivery_method,
+                "recipients": instance.recipients,
+                "attach_file": instance.attach_file,
+                "storage_path": instance.storage_path,
+            },
+            "skip_if_empty": instance.skip_if_empty,
+            "is_active": instance.is_active,
+            "next_run_at": instance.next_run_at,
+            "last_run_at": instance.last_run_at,
+            "last_run_status": instance.last_run_status or None,
+            "paused_reason": instance.paused_reason,
             "owner": instance.owner.get_username(),
         }
 
     @staticmethod
     def to_model(data: dict[str, Any]) -> dict[str, Any]:
         """Nested validated data → flat model fields (only the keys that were given)."""
-        flat: dict[str, Any] = {k: data[k] for k in ("name", "description", "schedule", "timezone", "skip_if_empty",
-                                                     "is_active") if k in data}
+        flat: dict[str, Any] = {
+            k: data[k]
+            for k in ("name", "description", "schedule", "timezone", "skip_if_empty", "is_active")
+            if k in data
+        }
         if "export" in data:
-            flat.update({k: data["export"][k] for k in ("dataset", "format", "filters", "columns")
-                         if k in data["export"]})
+            flat.update(
+                {k: data["export"][k] for k in ("dataset", "format", "filters", "columns") if k in data["export"]}
+            )
         if "delivery" in data:
             delivery = data["delivery"]
-            mapping = {"method": "delivery_method", "recipients": "recipients", "attach_file": "attach_file",
-                       "storage_path": "storage_path"}
+            mapping = {
+                "method": "delivery_method",
+                "recipients": "recipients",
+                "attach_file": "attach_file",
+                "storage_path": "storage_path",
+            }
             flat.update({mapping[k]: v for k, v in delivery.items() if k in mapping})
         return flat
 
@@ -89,8 +111,20 @@ class RunSerializer(serializers.ModelSerializer[ScheduleRun]):
 
     class Meta:
         model = ScheduleRun
-        fields = ["id", "scheduled_for", "trigger", "status", "started_at", "completed_at", "export_id", "row_count",
-                  "file_size_bytes", "missed_slots", "deliveries", "error"]
+        fields = [
+            "id",
+            "scheduled_for",
+            "trigger",
+            "status",
+            "started_at",
+            "completed_at",
+            "export_id",
+            "row_count",
+            "file_size_bytes",
+            "missed_slots",
+            "deliveries",
+            "error",
+        ]
 
     def get_error(self, run: ScheduleRun) -> str | None:
         return run.error or None

@@ -56,8 +56,12 @@ class ScheduleListView(_ScheduleMixin, generics.GenericAPIView[ReportSchedule]):
     def post(self, request: Request, org: str) -> Response:
         body = ScheduleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        schedule = schedule_create(organization=self.organization, owner=request.user,
-                                   data=ScheduleSerializer.to_model(body.validated_data), ip_address=client_ip(request))
+        schedule = schedule_create(
+            organization=self.organization,
+            owner=request.user,
+            data=ScheduleSerializer.to_model(body.validated_data),
+            ip_address=client_ip(request),
+        )
         return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
 
 
@@ -73,8 +77,12 @@ class ScheduleDetailView(_ScheduleMixin, APIView):
         schedule = self.get_schedule(pk)
         body = ScheduleSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
-        schedule = schedule_update(schedule=schedule, data=ScheduleSerializer.to_model(body.validated_data),
-                                   actor=request.user, ip_address=client_ip(request))
+        schedule = schedule_update(
+            schedule=schedule,
+            data=ScheduleSerializer.to_model(body.validated_data),
+            actor=request.user,
+            ip_address=client_ip(request),
+        )
         return Response(ScheduleSerializer(schedule).data)
 
     @extend_schema(request=ScheduleSerializer, responses=ScheduleSerializer)
@@ -93,8 +101,12 @@ class ScheduleDetailView(_ScheduleMixin, APIView):
 class SchedulePauseView(_ScheduleMixin, APIView):
     @extend_schema(request=None, responses=ScheduleSerializer)
     def post(self, request: Request, org: str, pk: int) -> Response:
-        schedule = schedule_pause(schedule=self.get_schedule(pk), actor=request.user,
-                                  reason=f"Paused by {request.user.get_username()}.", ip_address=client_ip(request))
+        schedule = schedule_pause(
+            schedule=self.get_schedule(pk),
+            actor=request.user,
+            reason=f"Paused by {request.user.get_username()}.",
+            ip_address=client_ip(request),
+        )
         return Response(ScheduleSerializer(schedule).data)
 
 
@@ -108,13 +120,19 @@ class ScheduleResumeView(_ScheduleMixin, APIView):
 class ScheduleRunView(_ScheduleMixin, APIView):
     """Run now (202); ``{"to_me": true}`` sends a test to the requesting user only."""
 
-    @extend_schema(request=RunRequestSerializer,
-                   responses={202: inline_serializer("RunAccepted", {"run_id": serializers.UUIDField()})})
+    @extend_schema(
+        request=RunRequestSerializer,
+        responses={202: inline_serializer("RunAccepted", {"run_id": serializers.UUIDField()})},
+    )
     def post(self, request: Request, org: str, pk: int) -> Response:
         body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = schedule_run_now(schedule=self.get_schedule(pk), actor=request.user, to_me=body.validated_data["to_me"],
-                               ip_address=client_ip(request))
+        run = schedule_run_now(
+            schedule=self.get_schedule(pk),
+            actor=request.user,
+            to_me=body.validated_data["to_me"],
+            ip_address=client_ip(request),
+        )
         return Response({"run_id": str(run.pk)}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -133,9 +151,12 @@ class SchedulePreviewView(OrgScopedMixin, APIView):
 
     write_role = "viewer"  # a POST that only reads
 
-    @extend_schema(request=PreviewRequestSerializer,
-                   responses=inline_serializer("SchedulePreview", {"next_runs": serializers.ListField(
-                       child=serializers.DateTimeField())}))
+    @extend_schema(
+        request=PreviewRequestSerializer,
+        responses=inline_serializer(
+            "SchedulePreview", {"next_runs": serializers.ListField(child=serializers.DateTimeField())}
+        ),
+    )
     def post(self, request: Request, org: str) -> Response:
         body = PreviewRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)

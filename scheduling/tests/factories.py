@@ -10,9 +10,14 @@ from scheduling.services import schedule_create
 
 def make_schedule(organization: Any, owner: Any, **overrides: Any) -> ReportSchedule:
     data: dict[str, Any] = {
-        "name": "Monthly board pack", "dataset": "cases", "format": "xlsx", "filters": {"period": "previous_month"},
-        "columns": {}, "schedule": {"kind": "monthly", "time": "08:00", "day_of_month": 1},
-        "timezone": "Europe/London", "delivery_method": "email",
+        "name": "Monthly board pack",
+        "dataset": "cases",
+        "format": "xlsx",
+        "filters": {"period": "previous_month"},
+        "columns": {},
+        "schedule": {"kind": "monthly", "time": "08:00", "day_of_month": 1},
+        "timezone": "Europe/London",
+        "delivery_method": "email",
         "recipients": ["audit@example.com", "board@example.com"],
     }
     data.update(overrides)

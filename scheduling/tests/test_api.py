@@ -13,12 +13,14 @@ from scheduling.models import ReportSchedule, ScheduleRun
 pytestmark = pytest.mark.django_db
 
 BODY = {
-    "name": "Monthly board pack", "description": "",
+    "name": "Monthly board pack",
+    "description": "",
     "export": {"dataset": "cases", "format": "xlsx", "filters": {"period": "previous_month"}, "columns": {}},
     "schedule": {"kind": "monthly", "time": "08:00", "day_of_month": "last"},
     "timezone": "Europe/London",
     "delivery": {"method": "email", "recipients": ["audit@example.com"], "attach_file": True, "storage_path": ""},
-    "skip_if_empty": False, "is_active": True,
+    "skip_if_empty": False,
+    "is_active": True,
 }
 
 
@@ -46,8 +48,9 @@ def test_create_read_update_delete(officer, org):
     assert body["next_run_at"] and body["last_run_at"] is None and body["last_run_status"] is None
     sid = body["id"]
     assert officer.get(f"/api/v1/orgs/acme/schedules/{sid}/").json()["delivery"]["recipients"] == ["audit@example.com"]
-    patched = officer.patch(f"/api/v1/orgs/acme/schedules/{sid}/",
-                            {"schedule": {"kind": "daily", "time": "06:15"}}, format="json")
+    patched = officer.patch(
+        f"/api/v1/orgs/acme/schedules/{sid}/", {"schedule": {"kind": "daily", "time": "06:15"}}, format="json"
+    )
     assert patched.status_code == 200 and patched.json()["schedule"] == {"kind": "daily", "time": "06:15"}
     assert patched.json()["delivery"]["method"] == "email"  # untouched by a partial change
     replaced = officer.put(f"/api/v1/orgs/acme/schedules/{sid}/", {**BODY, "name": "Renamed"}, format="json")
@@ -92,11 +95,17 @@ def test_bad_input_is_400_and_stores_nothing(officer, change, field):
 def test_recipients_outside_allowed_domains_are_400(officer, org):
     org.allowed_recipient_domains = ["acme.com"]
     org.save()
-    bad = officer.post("/api/v1/orgs/acme/schedules/", {**BODY, "delivery": {
-        "method": "email", "recipients": ["cfo@acme.com", "leak@gmail.com"]}}, format="json")
+    bad = officer.post(
+        "/api/v1/orgs/acme/schedules/",
+        {**BODY, "delivery": {"method": "email", "recipients": ["cfo@acme.com", "leak@gmail.com"]}},
+        format="json",
+    )
     assert bad.status_code == 400 and "leak@gmail.com" in bad.json()["delivery"][0]
-    ok = officer.post("/api/v1/orgs/acme/schedules/", {**BODY, "delivery": {
-        "method": "email", "recipients": ["cfo@ACME.com"]}}, format="json")
+    ok = officer.post(
+        "/api/v1/orgs/acme/schedules/",
+        {**BODY, "delivery": {"method": "email", "recipients": ["cfo@ACME.com"]}},
+        format="json",
+    )
     assert ok.status_code == 201
 
 
@@ -105,8 +114,13 @@ def test_viewer_reads_but_cannot_write_and_other_org_is_404(org, officer):
     viewer = api(member(org, Role.VIEWER))
     assert viewer.get(f"/api/v1/orgs/acme/schedules/{sid}/").status_code == 200
     assert viewer.get(f"/api/v1/orgs/acme/schedules/{sid}/runs/").status_code == 200
-    for method, path in [("post", ""), ("patch", f"{sid}/"), ("delete", f"{sid}/"), ("post", f"{sid}/pause/"),
-                         ("post", f"{sid}/run/")]:
+    for method, path in [
+        ("post", ""),
+        ("patch", f"{sid}/"),
+        ("delete", f"{sid}/"),
+        ("post", f"{sid}/pause/"),
+        ("post", f"{sid}/run/"),
+    ]:
         assert getattr(viewer, method)(f"/api/v1/orgs/acme/schedules/{path}", {}, format="json").status_code == 403
     outsider = api(member(OrganizationFactory(slug="globex"), Role.ADMIN))
     for method, path in [("get", ""), ("get", f"{sid}/"), ("post", f"{sid}/run/"), ("get", f"{sid}/runs/")]:
@@ -123,24 +137,42 @@ def test_pause_and_resume_recompute_next_run(officer):
 
 
 def test_preview_lists_five_runs_after_with_local_offsets(officer):
-    response = officer.post("/api/v1/orgs/acme/schedules/preview/", {
-        "schedule": {"kind": "daily", "time": "02:30"}, "timezone": "Europe/Berlin",
-        "after": "2026-03-27T12:00:00Z"}, format="json")
+    response = officer.post(
+        "/api/v1/orgs/acme/schedules/preview/",
+        {"schedule": {"kind": "daily", "time": "02:30"}, "timezone": "Europe/Berlin", "after": "2026-03-27T12:00:00Z"},
+        format="json",
+    )
     assert response.json()["next_runs"] == [
-        "2026-03-28T02:30:00+01:00", "2026-03-29T03:00:00+02:00",  # 02:30 does not exist: first instant after
-        "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00", "2026-04-01T02:30:00+02:00"]
-    fall = officer.post("/api/v1/orgs/acme/schedules/preview/", {
-        "schedule": {"kind": "daily", "time": "01:30"}, "timezone": "America/New_York",
-        "after": "2026-10-31T12:00:00Z"}, format="json").json()["next_runs"]
+        "2026-03-28T02:30:00+01:00",
+        "2026-03-29T03:00:00+02:00",  # 02:30 does not exist: first instant after
+        "2026-03-30T02:30:00+02:00",
+        "2026-03-31T02:30:00+02:00",
+        "2026-04-01T02:30:00+02:00",
+    ]
+    fall = officer.post(
+        "/api/v1/orgs/acme/schedules/preview/",
+        {
+            "schedule": {"kind": "daily", "time": "01:30"},
+            "timezone": "America/New_York",
+            "after": "2026-10-31T12:00:00Z",
+        },
+        format="json",
+    ).json()["next_runs"]
     assert fall[:3] == ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00", "2026-11-03T01:30:00-05:00"]
-    bad = officer.post("/api/v1/orgs/acme/schedules/preview/", {
-        "schedule": {"kind": "cron", "cron": "0 0 31 2 *"}, "timezone": "UTC"}, format="json")
+    bad = officer.post(
+        "/api/v1/orgs/acme/schedules/preview/",
+        {"schedule": {"kind": "cron", "cron": "0 0 31 2 *"}, "timezone": "UTC"},
+        format="json",
+    )
     assert bad.status_code == 400 and "schedule" in bad.json()
 
 
 def test_run_now_is_202_with_a_manual_run(officer, django_capture_on_commit_callbacks):
-    sid = officer.post("/api/v1/orgs/acme/schedules/", {**BODY, "delivery": {
-        "method": "storage", "storage_path": "reports"}}, format="json").json()["id"]
+    sid = officer.post(
+        "/api/v1/orgs/acme/schedules/",
+        {**BODY, "delivery": {"method": "storage", "storage_path": "reports"}},
+        format="json",
+    ).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
         response = officer.post(f"/api/v1/orgs/acme/schedules/{sid}/run/", {}, format="json")
     assert response.status_code == 202

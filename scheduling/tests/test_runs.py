@@ -84,8 +84,15 @@ def test_second_dispatcher_and_duplicate_task_send_nothing_twice(org, owner, dja
 
 
 def test_missed_slots_are_coalesced_into_one_run(org, owner, django_capture_on_commit_callbacks):
-    schedule = make_schedule(org, owner, schedule={"kind": "daily", "time": "09:00"}, timezone="UTC",
-                             delivery_method="storage", recipients=[], storage_path="reports/daily")
+    schedule = make_schedule(
+        org,
+        owner,
+        schedule={"kind": "daily", "time": "09:00"},
+        timezone="UTC",
+        delivery_method="storage",
+        recipients=[],
+        storage_path="reports/daily",
+    )
     due(schedule, dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC))
     now = dt.datetime(2026, 4, 4, 12, tzinfo=dt.UTC)  # down since before 1 April 09:00
     with django_capture_on_commit_callbacks(execute=True):
@@ -120,8 +127,7 @@ def test_skip_if_empty_sends_nothing(org, owner, django_capture_on_commit_callba
     assert mail.outbox == []
 
 
-def test_oversized_file_is_sent_as_link_only_with_the_reason(org, owner, settings,
-                                                              django_capture_on_commit_callbacks):
+def test_oversized_file_is_sent_as_link_only_with_the_reason(org, owner, settings, django_capture_on_commit_callbacks):
     settings.EMAIL_MAX_ATTACHMENT_MB = 0.001
     schedule = make_schedule(org, owner, recipients=["audit@example.com"])
     slot = dt.datetime(2026, 4, 1, 7, tzinfo=dt.UTC)
@@ -135,8 +141,14 @@ def test_oversized_file_is_sent_as_link_only_with_the_reason(org, owner, setting
 
 
 def test_storage_delivery_writes_a_dated_file(org, owner, tmp_path, django_capture_on_commit_callbacks):
-    schedule = make_schedule(org, owner, delivery_method="email_and_storage", recipients=["audit@example.com"],
-                             storage_path="reports/board", format="csv")
+    schedule = make_schedule(
+        org,
+        owner,
+        delivery_method="email_and_storage",
+        recipients=["audit@example.com"],
+        storage_path="reports/board",
+        format="csv",
+    )
     slot = dt.datetime(2026, 4, 1, 7, tzinfo=dt.UTC)
     due(schedule, slot)
     with django_capture_on_commit_callbacks(execute=True):
@@ -163,8 +175,9 @@ def test_owner_losing_membership_pauses_the_schedule_and_says_why(org, owner, dj
     assert ScheduleRun.objects.get().status == "failed" and mail.outbox == []
 
 
-def test_three_failed_runs_in_a_row_pause_and_tell_the_owner(org, owner, django_capture_on_commit_callbacks,
-                                                              monkeypatch):
+def test_three_failed_runs_in_a_row_pause_and_tell_the_owner(
+    org, owner, django_capture_on_commit_callbacks, monkeypatch
+):
     schedule = make_schedule(org, owner, recipients=["audit@example.com"])
     from exports import services
 

@@ -49,7 +49,7 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", default="cases", choices=Dataset.values)
         parser.add_argument("--format", required=True, choices=ExportFormat.values)
         parser.add_argument("--filters", default="{}", help='JSON, e.g. \'{"period": "previous_month"}\'')
-        parser.add_argument("--columns", default="{}", help='JSON, e.g. \'{"max_investigations": 2}\'')
+        parser.add_argument("--columns", default="{}", help="JSON, e.g. '{\"max_investigations\": 2}'")
         parser.add_argument("--output", help="file or folder to write to (default: the current folder)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -61,8 +61,15 @@ class Command(BaseCommand):
         except json.JSONDecodeError as exc:
             raise CommandError(f"--filters/--columns must be JSON: {exc}") from exc
         try:
-            job = export_job_create(organization=org, dataset=options["dataset"], format=options["format"],
-                                    filters=filters, columns=columns, source=ExportSource.CLI, enqueue_run=False)
+            job = export_job_create(
+                organization=org,
+                dataset=options["dataset"],
+                format=options["format"],
+                filters=filters,
+                columns=columns,
+                source=ExportSource.CLI,
+                enqueue_run=False,
+            )
         except ApplicationError as exc:
             raise CommandError(f"{exc.field or 'error'}: {exc.message}") from exc
         bar = _Bar(sys.stderr)
