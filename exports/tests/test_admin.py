@@ -26,9 +26,19 @@ def logged_in(user) -> Client:
 
 
 def new_export(org, **overrides):
-    data = {"organization": org.pk, "dataset": "cases", "format": "csv", "period": "", "created_from": "",
-            "created_to": "", "category_filter": "", "business_unit_filter": "", "include_investigations": "on",
-            "max_investigations": 2, "include_tags": "on"}
+    data = {
+        "organization": org.pk,
+        "dataset": "cases",
+        "format": "csv",
+        "period": "",
+        "created_from": "",
+        "created_to": "",
+        "category_filter": "",
+        "business_unit_filter": "",
+        "include_investigations": "on",
+        "max_investigations": 2,
+        "include_tags": "on",
+    }
     data.update(overrides)
     return data
 
@@ -36,8 +46,9 @@ def new_export(org, **overrides):
 def test_officer_creates_an_export_from_the_form(org, django_capture_on_commit_callbacks):
     client = logged_in(member(org, Role.OFFICER, username="olivia"))
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/exports/exportjob/add/", new_export(org, status_filter=["open"],
-                                                                            severity_filter=["high"]))
+        response = client.post(
+            "/admin/exports/exportjob/add/", new_export(org, status_filter=["open"], severity_filter=["high"])
+        )
     assert response.status_code == 302
     job = ExportJob.objects.get()
     assert job.source == "admin" and job.requested_by.username == "olivia" and job.status == "completed"
@@ -49,12 +60,15 @@ def test_officer_creates_an_export_from_the_form(org, django_capture_on_commit_c
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"format": "pdf"}, "The board_report dataset is a PDF"),
-    ({"created_from": "2026-03-31", "created_to": "2026-01-01"}, "is after created_to"),
-    ({"period": "previous_month", "created_from": "2026-01-01"}, "either a period or"),
-    ({"max_investigations": 11}, "Ensure this value is less than or equal to 10"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"format": "pdf"}, "The board_report dataset is a PDF"),
+        ({"created_from": "2026-03-31", "created_to": "2026-01-01"}, "is after created_to"),
+        ({"period": "previous_month", "created_from": "2026-01-01"}, "either a period or"),
+        ({"max_investigations": 11}, "Ensure this value is less than or equal to 10"),
+    ],
+)
 def test_bad_form_input_is_a_form_error_and_no_job(org, overrides, message):
     client = logged_in(member(org, Role.OFFICER))
     response = client.post("/admin/exports/exportjob/add/", new_export(org, **overrides))
@@ -74,8 +88,9 @@ def test_export_selected_cases_action_exports_just_those(org, django_capture_on_
     client = logged_in(member(org, Role.OFFICER))
     chosen = list(Case.objects.filter(organization=org).order_by("reference")[:2])
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/cases/case/", {"action": "export_selected_cases",
-                                                      "_selected_action": [c.pk for c in chosen]})
+        response = client.post(
+            "/admin/cases/case/", {"action": "export_selected_cases", "_selected_action": [c.pk for c in chosen]}
+        )
     assert response.status_code == 302
     job = ExportJob.objects.get()
     assert job.format == "xlsx" and job.row_count == 2
