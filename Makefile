@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: run test lint fmt check bench migrate sysdeps browser clean
 
 $(PY):
+	@mkdir -p var
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Dossier needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
@@ -37,6 +38,7 @@ browser:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 migrate: $(VENV)/.installed-base
+	@mkdir -p var
 	$(PY) manage.py migrate --noinput
 
 run: $(VENV)/.installed-base sysdeps migrate
@@ -44,6 +46,7 @@ run: $(VENV)/.installed-base sysdeps migrate
 	$(PY) bin/run.py
 
 test: $(VENV)/.installed-dev sysdeps
+	@mkdir -p var
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -56,6 +59,7 @@ fmt: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .
 
 check: lint
+	@mkdir -p var
 	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py check
 
