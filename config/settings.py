@@ -96,6 +96,7 @@ DATABASES: dict[str, dict[str, Any]] = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)  # the embedded default lives in var/, absent on a fresh clone
     # runserver, the qcluster workers and the scheduler share one file: WAL lets readers
     # work beside a writer, IMMEDIATE transactions take the write lock up front (no
     # "database is locked" on lock upgrade) and the timeout waits for it instead of failing.
