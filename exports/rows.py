@@ -24,7 +24,7 @@ from exports.columns import (
     core_columns,
     selected_core,
 )
-from tagging.paths import CUSTOM_FIELDS, parse_field_path
+from tagging.paths import parse_field_path
 from tagging.resolution import compile_tags, row_resolver
 
 CHUNK_SIZE = 2000
@@ -75,7 +75,6 @@ class RowPlan:
 
         tag_paths = [parse_field_path(t.source_entity, t.field_path) for t in self.tags]
         case_fields = {"id"} | {f for c in self.core for f in c.fields if f != "id"}
-        case_fields |= {"created_at", "closed_at", "due_at"} & {f for c in self.core for f in c.fields}
         case_fields |= {p.field for p in tag_paths if p.source_entity == "case"}
         riu_fields = {p.field for p in tag_paths if p.source_entity == "riu"}
         case_fields |= {RIU_PREFIX + f for f in riu_fields}
@@ -173,4 +172,4 @@ class RowPlan:
         return cases.count()
 
 
-__all__ = ["CUSTOM_FIELDS", "RowPlan"]
+__all__ = ["RowPlan"]
