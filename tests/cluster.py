@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from config.periodic import install_periodic_tasks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,6 +32,9 @@ def database_url() -> str:
 @contextmanager
 def qcluster(**extra_env: str) -> Iterator[subprocess.Popen[Any]]:
     """Start ``manage.py qcluster`` on the test database; stop its whole process group."""
+    # Transactional tests flush every table, including the periodic tasks the migrations
+    # installed: put them back as a deployment has them.
+    install_periodic_tasks()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
