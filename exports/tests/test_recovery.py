@@ -73,11 +73,15 @@ def test_pending_job_whose_task_was_lost_is_queued_again(org, django_capture_on_
     assert job.status == "completed" and fresh.status == "pending"
 
 
-def test_maintenance_schedule_is_installed_once():
+def test_periodic_tasks_are_installed_once_by_the_migrations_and_on_demand():
     from django_q.models import Schedule
 
-    schedules = Schedule.objects.filter(func="exports.tasks.maintenance")
-    assert schedules.count() == 1 and schedules.get().minutes == 1
+    from config.periodic import PERIODIC_TASKS, install_periodic_tasks
+
+    for _ in range(2):
+        assert dict(Schedule.objects.values_list("name", "func")) == PERIODIC_TASKS
+        assert set(Schedule.objects.values_list("minutes", flat=True)) == {1}
+        install_periodic_tasks()
 
 
 def test_export_command_writes_the_file_and_prints_its_checksum(org, tmp_path):
