@@ -138,7 +138,7 @@ def baseline() -> dict[str, float]:
             for query, args in ((sql, params), (inv_sql, (org.pk,))):
                 with raw.copy(f"COPY ({raw.mogrify(query, args)}) TO STDOUT") as copy:
                     for block in copy:
-                        rows += block.count(b"\n")
+                        rows += bytes(block).count(b"\n")
         else:
             for query, args in ((sql, params), (inv_sql, (org.pk,))):
                 cursor.execute(query, args)
