@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,5 +60,7 @@ def qcluster(**extra_env: str) -> Iterator[subprocess.Popen[Any]]:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        with contextlib.suppress(ProcessLookupError):  # workers still exiting hold DB connections
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
