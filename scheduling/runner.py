@@ -20,18 +20,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.text import slugify
 
 from audit.services import audit_record
-from exports.downloads import download_link
+from config.tasks import enqueue
+from exports.downloads import MEDIA_TYPES, download_link
 from exports.models import ExportJob, ExportSource, ExportStatus
 from exports.services import export_job_create, export_job_run, exports_storage
 from scheduling.models import (
-    RUN_FINISHED,
     Delivery,
     DeliveryKind,
     DeliveryMethod,
@@ -40,11 +41,13 @@ from scheduling.models import (
     RunStatus,
     ScheduleRun,
 )
-from scheduling.services import owner_may_run, schedule_pause
+from scheduling.services import RUN_TASK, owner_may_run, schedule_pause
+from scheduling.timemath import get_zone
 
 logger = logging.getLogger(__name__)
 
 RUN_LEASE = dt.timedelta(minutes=30)
+MAX_RUN_ATTEMPTS = 3
 MAX_DELIVERY_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 60
 PAUSE_AFTER_FAILURES = 3
@@ -232,7 +235,7 @@ def _email(delivery: Delivery) -> tuple[str, bool]:
     run, job = delivery.run, delivery.run.export_job
     assert job is not None
     schedule = run.schedule
-    zone = get_zone_safe(schedule.timezone)
+    zone = get_zone(schedule.timezone)
     limit = settings.EMAIL_MAX_ATTACHMENT_MB * 1024 * 1024
     encoded = int((job.file_size_bytes or 0) * BASE64_GROWTH) + 4096
     attach = schedule.attach_file and encoded <= limit
@@ -274,8 +277,6 @@ def _email(delivery: Delivery) -> tuple[str, bool]:
 
 
 def _message_id(delivery: Delivery) -> str:
-    from django.core.mail import make_msgid
-
     return make_msgid(
         idstring=f"dossier-{delivery.run_id}-{delivery.pk}",
         domain=settings.SITE_URL.split("//")[-1].split(":")[0].split("/")[0] or "localhost",
@@ -283,8 +284,6 @@ def _message_id(delivery: Delivery) -> str:
 
 
 def _mime(fmt: str) -> str:
-    from exports.downloads import MEDIA_TYPES
-
     return MEDIA_TYPES.get(fmt, "application/octet-stream").split(";")[0]
 
 
@@ -312,7 +311,7 @@ def _store(delivery: Delivery) -> str:
     run, job = delivery.run, delivery.run.export_job
     assert job is not None
     schedule = run.schedule
-    local = run.scheduled_for.astimezone(get_zone_safe(schedule.timezone))
+    local = run.scheduled_for.astimezone(get_zone(schedule.timezone))
     folder = delivery.recipient.removeprefix("storage:")
     name = (
         f"{folder}/{schedule.organization.slug}-{_slug(schedule.name)}-{local:%Y-%m-%d_%H%M}-{str(run.pk)[:8]}"
@@ -327,15 +326,7 @@ def _store(delivery: Delivery) -> str:
 
 
 def _slug(text: str) -> str:
-    from django.utils.text import slugify
-
     return slugify(text)[:60] or "report"
-
-
-def get_zone_safe(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 
 
 # --- finishing ----------------------------------------------------------------------------
@@ -412,15 +403,17 @@ def _notify_owner(run: ScheduleRun, schedule: ReportSchedule, paused: bool = Fal
 
 
 def runs_recover(*, now: dt.datetime | None = None) -> int:
-    """Re-queue runs whose worker died (lease ran out) or whose task was lost."""
-    from config.tasks import enqueue
-    from scheduling.services import RUN_TASK
-
+    """Re-queue runs whose worker died (lease ran out) or whose task was lost; fail the
+    ones that already used ``MAX_RUN_ATTEMPTS`` so a run that kills its worker is not
+    retried every minute for ever."""
     now = now or timezone.now()
+    dead = ScheduleRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    for run in dead.filter(attempts__gte=MAX_RUN_ATTEMPTS).select_related("schedule"):
+        _finish(run, RunStatus.FAILED, error=f"The worker running this report stopped {run.attempts} times; giving up.")
     stale = ScheduleRun.objects.filter(
-        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=MAX_RUN_ATTEMPTS)
         | Q(status=RunStatus.PENDING, created_at__lt=now - dt.timedelta(minutes=5))
-    ).exclude(status__in=RUN_FINISHED)
+    )
     count = 0
     for run_id in stale.values_list("pk", flat=True):
         with transaction.atomic():

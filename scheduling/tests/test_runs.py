@@ -222,3 +222,26 @@ def test_manual_runs_do_not_block_the_scheduled_slot(org, owner):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         ScheduleRun.objects.create(schedule=schedule, scheduled_for=when, trigger="schedule")
+
+
+def test_a_run_whose_worker_keeps_dying_is_retried_then_failed(org, owner, django_capture_on_commit_callbacks):
+    from scheduling.runner import MAX_RUN_ATTEMPTS, runs_recover
+
+    schedule = make_schedule(org, owner)
+    past = timezone.now() - dt.timedelta(minutes=1)
+    retried = ScheduleRun.objects.create(
+        schedule=schedule, scheduled_for=past, status="running", lease_expires_at=past, attempts=1
+    )
+    exhausted = ScheduleRun.objects.create(
+        schedule=schedule,
+        scheduled_for=past - dt.timedelta(days=1),
+        status="running",
+        lease_expires_at=past,
+        attempts=MAX_RUN_ATTEMPTS,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runs_recover() == 1
+    retried.refresh_from_db()
+    exhausted.refresh_from_db()
+    assert retried.status == "success" and retried.attempts == 2
+    assert exhausted.status == "failed" and "stopped 3 times" in exhausted.error
