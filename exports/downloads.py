@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.files.storage import FileSystemStorage
 from django.http import FileResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.utils import timezone
@@ -81,7 +82,9 @@ def export_file_response(
         details={"via": via, "file_name": job.file_name, "sha256": job.sha256},
     )
     storage = exports_storage()
-    if storage.__class__.__name__ == "S3Storage":
+    if not isinstance(storage, FileSystemStorage):
+        # Object storage (S3 via django-storages): a short-lived presigned URL, so the
+        # bytes never pass through the web process.
         url = storage.url(
             job.storage_key,
             parameters={

@@ -395,7 +395,7 @@ def _discard(key: str) -> None:
 def export_job_cancel(*, job: ExportJob, actor: Any = None, ip_address: str | None = None) -> ExportJob:
     """Cancel a pending or processing job; the worker notices at its next heartbeat."""
     updated = ExportJob.objects.filter(pk=job.pk, status__in=[ExportStatus.PENDING, ExportStatus.PROCESSING]).update(
-        status=ExportStatus.CANCELLED, cancel_requested=True, completed_at=timezone.now(), lease_expires_at=None
+        status=ExportStatus.CANCELLED, completed_at=timezone.now(), lease_expires_at=None
     )
     job.refresh_from_db()
     if not updated:
