@@ -9,11 +9,9 @@ NAME = "dossier.exports.maintenance"
 
 
 def install(apps, schema_editor):
-    Schedule = apps.get_model("django_q", "Schedule")
-    Schedule.objects.update_or_create(
-        name=NAME,
-        defaults={"func": "exports.tasks.maintenance", "schedule_type": "I", "minutes": 1, "repeats": -1},
-    )
+    from config.periodic import install_periodic_tasks
+
+    install_periodic_tasks(apps.get_model("django_q", "Schedule"), names=(NAME,))
 
 
 def uninstall(apps, schema_editor):
