@@ -69,3 +69,14 @@ def test_schema_and_docs_are_served():
     assert schema.status_code == 200
     assert b"/api/v1/orgs/{org}/" in schema.content
     assert APIClient().get("/api/docs/").status_code == 200
+
+
+def test_health_is_503_and_says_which_part_failed_when_the_broker_is_down(monkeypatch):
+    class DeadBroker:
+        def ping(self):
+            raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr("django_q.brokers.get_broker", lambda: DeadBroker())
+    response = APIClient().get("/api/v1/health/")
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "ok", "broker": "error"}
