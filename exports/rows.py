@@ -1,8 +1,11 @@
-"""Reading the database fast: stream cases in chunks, with only the needed fields, and
+"""Reading the database fast: read cases in chunks, with only the needed fields, and
 fetch their investigations once per chunk — never a query per row.
 
-On PostgreSQL ``iterator()`` reads through a server-side cursor; on SQLite it streams
-from the sqlite3 cursor. Either way memory holds one chunk at a time.
+Each chunk is its own short statement, keyed on the export's order ``(created_at, id)``
+(keyset pagination), never one long cursor: on SQLite a connection that holds a read
+snapshot cannot write after another process committed (SQLITE_BUSY at once, whatever the
+busy timeout), so a long read would break the worker's own heartbeat as soon as another
+job, the tick or django-q2 writes. Memory holds one chunk at a time.
 """
 
 from __future__ import annotations
@@ -10,10 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import islice
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from cases.models import Case, Investigation
 from exports.columns import (
@@ -29,11 +31,6 @@ from tagging.resolution import compile_tags, row_resolver
 
 CHUNK_SIZE = 2000
 RIU_PREFIX = "primary_riu__"
-
-
-def _chunks(iterable: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    while chunk := list(islice(iterable, size)):
-        yield chunk
 
 
 def _local(zone: zoneinfo.ZoneInfo, fields: Sequence[str]) -> Any:
@@ -101,8 +98,16 @@ class RowPlan:
     # --- reading --------------------------------------------------------------------------
 
     def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[dict[str, Any]]]:
-        rows = cases.order_by("created_at", "id").values(*self.case_fields).iterator(chunk_size=CHUNK_SIZE)
-        return _chunks(rows, CHUNK_SIZE)
+        fields = sorted({*self.case_fields, "created_at"})
+        query = cases.order_by("created_at", "id").values(*fields)
+        chunk = list(query[:CHUNK_SIZE])
+        while chunk:
+            last = chunk[-1]
+            after = Q(created_at__gt=last["created_at"]) | Q(created_at=last["created_at"], id__gt=last["id"])
+            # The next chunk's query runs only when this one was written: no statement stays open.
+            following = query.filter(after, created_at__gte=last["created_at"])
+            yield chunk
+            chunk = list(following[:CHUNK_SIZE]) if len(chunk) == CHUNK_SIZE else []
 
     def _investigations(self, case_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
         by_case: dict[int, list[dict[str, Any]]] = {}

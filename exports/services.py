@@ -25,11 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
+from config.db import db_write_retry
 from config.errors import ApplicationError, ConflictError
 from config.tasks import enqueue
 from exports.columns import catalog_for, columns_resolve
@@ -171,14 +172,30 @@ def _heartbeat(job_id: str, owner: str, rows_done: int, rows_total: int | None =
 def _progress(
     job_id: str, owner: str, observer: Callable[[int], None] | None = None, every_seconds: float = 2.0
 ) -> Callable[[int], None]:
+    """A row counter that renews the lease every ``every_seconds``.
+
+    A heartbeat that meets a busy database is skipped, not fatal: the lease is long, the next
+    one tries again. Only when none got through for half the lease does the job stop (with
+    the database error, so it is recorded as the cause).
+    """
     last = [0.0]
+    last_ok = [time.monotonic()]
 
     def report(rows_done: int) -> None:
         if observer is not None:
             observer(rows_done)
-        if time.monotonic() - last[0] >= every_seconds:
-            last[0] = time.monotonic()
+        now = time.monotonic()
+        if now - last[0] < every_seconds:
+            return
+        last[0] = now
+        try:
             _heartbeat(job_id, owner, rows_done)
+        except OperationalError as exc:
+            if time.monotonic() - last_ok[0] > _lease_seconds() / 2:
+                raise
+            logger.warning("export %s: heartbeat skipped, database busy (%s)", job_id, exc)
+            return
+        last_ok[0] = time.monotonic()
 
     return report
 
@@ -281,36 +298,43 @@ def _hash_file(path: Path) -> tuple[str, int]:
 def export_job_run(
     *, job_id: str, on_progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None
 ) -> ExportJob | None:
-    """Claim and run one job to a published file (the worker's and the CLI's entry point)."""
+    """Claim and run one job to a published file (the worker's and the CLI's entry point).
+
+    Once claimed, the job always ends in a recorded state: a file, or ``failed`` with the
+    exception that stopped it (written with retries, see ``config.db``).
+    """
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _claim(job_id, owner):
+    if not db_write_retry(lambda: _claim(job_id, owner), what=f"export {job_id} claim"):
         return None  # already taken, finished, cancelled, or out of attempts
-    job = ExportJob.objects.select_related("organization", "requested_by").get(pk=job_id)
-    generated = timezone.now()
-    tmp_dir = getattr(settings, "EXPORTS_TMP_DIR", None) or None
-    # Closed by the ``with handle`` below; kept (delete=False) until the file is in storage.
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
-        prefix="dossier-export-", suffix=f".{job.format}", dir=tmp_dir, delete=False
-    )
-    tmp_path = Path(handle.name)
+    tmp_path: Path | None = None
     stored_key = ""
     try:
+        job = ExportJob.objects.select_related("organization", "requested_by").get(pk=job_id)
+        generated = timezone.now()
+        tmp_dir = getattr(settings, "EXPORTS_TMP_DIR", None) or None
+        # Closed by the ``with handle`` below; kept (delete=False) until the file is in storage.
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="dossier-export-", suffix=f".{job.format}", dir=tmp_dir, delete=False
+        )
+        tmp_path = Path(handle.name)
         with handle:
 
             def total(count: int) -> None:
-                _heartbeat(str(job.pk), owner, 0, count)
+                db_write_retry(lambda: _heartbeat(job_id, owner, 0, count), what=f"export {job_id} start")
                 if on_total is not None:
                     on_total(count)
 
             rows = export_write(
-                job, handle, on_progress=_progress(str(job.pk), owner, on_progress), on_total=total, generated=generated
+                job, handle, on_progress=_progress(job_id, owner, on_progress), on_total=total, generated=generated
             )
-        _heartbeat(str(job.pk), owner, rows)
+        db_write_retry(lambda: _heartbeat(job_id, owner, rows), what=f"export {job_id} progress")
         sha256, size = _hash_file(tmp_path)
         key = f"{job.organization.slug}/{job.pk}/{uuid.uuid4().hex}.{job.format}"
         with tmp_path.open("rb") as data:
             stored_key = exports_storage().save(key, File(data, name=key))
-        return _publish(job, owner, stored_key, rows, sha256, size, generated)
+        return db_write_retry(
+            lambda: _publish(job, owner, stored_key, rows, sha256, size, generated), what=f"export {job_id} publish"
+        )
     except ExportCancelled:
         _discard(stored_key)
         logger.info("export %s stopped: cancelled or lease lost", job_id)
@@ -318,10 +342,12 @@ def export_job_run(
     except Exception as exc:
         _discard(stored_key)
         logger.exception("export %s failed", job_id)
-        _fail(job, owner, f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        db_write_retry(lambda: _fail(job_id, owner, error), what=f"export {job_id} failed status")
         return None
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 def _retention(job: ExportJob) -> dt.timedelta:
@@ -364,14 +390,15 @@ def _publish(
 
 
 @transaction.atomic
-def _fail(job: ExportJob, owner: str, error: str) -> None:
-    updated = ExportJob.objects.filter(pk=job.pk, lease_owner=owner, status=ExportStatus.PROCESSING).update(
+def _fail(job_id: str, owner: str, error: str) -> None:
+    updated = ExportJob.objects.filter(pk=job_id, lease_owner=owner, status=ExportStatus.PROCESSING).update(
         status=ExportStatus.FAILED,
         error=error[:2000],
         completed_at=timezone.now(),
         lease_expires_at=None,
     )
     if updated:
+        job = ExportJob.objects.get(pk=job_id)
         audit_record(
             organization_id=job.organization_id,
             action="export.failed",
@@ -428,8 +455,9 @@ def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int 
                     status=ExportStatus.FAILED,
                     completed_at=now,
                     lease_expires_at=None,
-                    error=f"The worker writing this export stopped {job.attempts} times (killed or out of memory); "
-                    "giving up.",
+                    error=f"The worker writing this export stopped renewing its claim {job.attempts} times "
+                    f"without recording a result (no heartbeat for {_lease_seconds()} s: the process was killed "
+                    "or lost the database); giving up.",
                 )
                 if done:
                     audit_record(

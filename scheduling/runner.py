@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import audit_record
+from config.db import db_write_retry
 from config.tasks import enqueue
 from exports.downloads import MEDIA_TYPES, download_link
 from exports.models import ExportJob, ExportSource, ExportStatus
@@ -80,10 +81,28 @@ def _claim(run_id: str, owner: str) -> bool:
 
 
 def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
-    """Claim the run, make (or reuse) its export, then deliver it."""
+    """Claim the run, make (or reuse) its export, then deliver it.
+
+    Once claimed, a run always ends recorded: delivered, or ``failed`` with the exception
+    that stopped it (status writes are retried while the database is busy).
+    """
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    if not _claim(run_id, owner):
+    if not db_write_retry(lambda: _claim(run_id, owner), what=f"run {run_id} claim"):
         return None
+    try:
+        return _execute(run_id)
+    except Exception as exc:
+        logger.exception("schedule run %s failed", run_id)
+        error = f"{type(exc).__name__}: {exc}"
+        return db_write_retry(lambda: _fail(run_id, error), what=f"run {run_id} failed status")
+
+
+def _fail(run_id: str, error: str) -> ScheduleRun | None:
+    run = ScheduleRun.objects.select_related("schedule").get(pk=run_id)
+    return _finish(run, RunStatus.FAILED, error=error)
+
+
+def _execute(run_id: str) -> ScheduleRun | None:
     run = ScheduleRun.objects.select_related("schedule__organization", "schedule__owner", "export_job").get(pk=run_id)
     schedule = run.schedule
     if not owner_may_run(schedule):
@@ -91,38 +110,49 @@ def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
             f"The owner {schedule.owner.get_username()} no longer has officer access to "
             f"{schedule.organization.slug}; the schedule is paused until someone takes it over."
         )
-        schedule_pause(schedule=schedule, reason=reason)
-        return _finish(run, RunStatus.FAILED, error=reason, notify=False)
+        db_write_retry(lambda: schedule_pause(schedule=schedule, reason=reason), what=f"schedule {schedule.pk} pause")
+        return db_write_retry(
+            lambda: _finish(run, RunStatus.FAILED, error=reason, notify=False), what=f"run {run_id} status"
+        )
     job = run.export_job
     if job is None:
-        job = export_job_create(
-            organization=schedule.organization,
-            dataset=schedule.dataset,
-            format=schedule.format,
-            filters=schedule.filters,
-            columns=schedule.columns,
-            requested_by=schedule.owner,
-            source=ExportSource.SCHEDULE,
-            timezone_name=schedule.timezone,
-            now=run.scheduled_for,
-            enqueue_run=False,
-        )
-        ScheduleRun.objects.filter(pk=run.pk).update(export_job=job)
+        job = _export_for(run)
     if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
         export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it
     job.refresh_from_db()
     if job.status != ExportStatus.COMPLETED:
         if job.status == ExportStatus.PROCESSING:
             return None  # another worker is writing it; the run's lease brings us back
-        return _finish(run, RunStatus.FAILED, error=f"The export {job.status}: {job.error or 'no detail'}")
+        error = f"The export {job.status}: {job.error or 'no detail'}"
+        return db_write_retry(lambda: _finish(run, RunStatus.FAILED, error=error), what=f"run {run_id} status")
     ScheduleRun.objects.filter(pk=run.pk).update(row_count=job.row_count, file_size_bytes=job.file_size_bytes)
     run.refresh_from_db()
     if schedule.skip_if_empty and not job.row_count:
-        return _finish(run, RunStatus.SKIPPED)
-    _create_deliveries(run)
+        return db_write_retry(lambda: _finish(run, RunStatus.SKIPPED), what=f"run {run_id} status")
+    db_write_retry(lambda: _create_deliveries(run), what=f"run {run_id} deliveries")
     deliveries_send(run_id=str(run.pk))
     run.refresh_from_db()
     return run
+
+
+@transaction.atomic
+def _export_for(run: ScheduleRun) -> ExportJob:
+    """The run's export job, created once (with the run's link to it, in one transaction)."""
+    schedule = run.schedule
+    job = export_job_create(
+        organization=schedule.organization,
+        dataset=schedule.dataset,
+        format=schedule.format,
+        filters=schedule.filters,
+        columns=schedule.columns,
+        requested_by=schedule.owner,
+        source=ExportSource.SCHEDULE,
+        timezone_name=schedule.timezone,
+        now=run.scheduled_for,
+        enqueue_run=False,
+    )
+    ScheduleRun.objects.filter(pk=run.pk).update(export_job=job)
+    return job
 
 
 def _create_deliveries(run: ScheduleRun) -> None:
@@ -150,10 +180,14 @@ def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None
     sent = 0
     for delivery_id in list(due.values_list("pk", flat=True)):
         # Claim the delivery for a short while so two workers never send the same one.
-        claimed = (
+        claim = (
             Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .update(claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1)
+            .update
+        )
+        claimed = db_write_retry(
+            lambda claim=claim: claim(claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1),
+            what=f"delivery {delivery_id} claim",
         )
         if not claimed:
             continue
@@ -167,7 +201,7 @@ def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None
         )
     )
     for rid in runs:
-        _finish_if_delivered(str(rid))
+        db_write_retry(lambda rid=rid: _finish_if_delivered(str(rid)), what=f"run {rid} status")
     return sent
 
 
@@ -183,10 +217,14 @@ def _attempt(delivery: Delivery) -> int:
         else:
             delay = BACKOFF_BASE_SECONDS * 2 ** (delivery.attempts - 1)
             delay += random.uniform(0, delay / 2)  # jitter: retries of many runs do not arrive together
-            Delivery.objects.filter(pk=delivery.pk).update(
-                last_error=str(exc)[:1000],
-                claimed_until=None,
-                next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
+            error = str(exc)[:1000]
+            db_write_retry(
+                lambda: Delivery.objects.filter(pk=delivery.pk).update(
+                    last_error=error,
+                    claimed_until=None,
+                    next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
+                ),
+                what=f"delivery {delivery.pk} retry",
             )
         return 0
     except PermanentDeliveryError as exc:
@@ -197,6 +235,15 @@ def _attempt(delivery: Delivery) -> int:
 
 
 def _mark(delivery: Delivery, status: str, *, error: str = "", message_id: str = "", attached: bool = False) -> None:
+    """Record a delivery's outcome; retried while the database is busy, because a sent
+    message whose row still says pending would be sent again once its claim runs out."""
+    db_write_retry(
+        lambda: _mark_once(delivery, status, error=error, message_id=message_id, attached=attached),
+        what=f"delivery {delivery.pk} status",
+    )
+
+
+def _mark_once(delivery: Delivery, status: str, *, error: str, message_id: str, attached: bool) -> None:
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(
             status=status,
@@ -409,7 +456,12 @@ def runs_recover(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     dead = ScheduleRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
     for run in dead.filter(attempts__gte=MAX_RUN_ATTEMPTS).select_related("schedule"):
-        _finish(run, RunStatus.FAILED, error=f"The worker running this report stopped {run.attempts} times; giving up.")
+        _finish(
+            run,
+            RunStatus.FAILED,
+            error=f"The worker running this report stopped {run.attempts} times without recording a result "
+            "(the process was killed or lost the database); giving up.",
+        )
     stale = ScheduleRun.objects.filter(
         Q(status=RunStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=MAX_RUN_ATTEMPTS)
         | Q(status=RunStatus.PENDING, created_at__lt=now - dt.timedelta(minutes=5))

@@ -38,11 +38,13 @@ def qcluster(**extra_env: str) -> Iterator[subprocess.Popen[Any]]:
     install_periodic_tasks()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url(),
-        MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        Q_WORKERS="1",
-        **extra_env,
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": database_url(),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "Q_WORKERS": "1",
+            **extra_env,
+        }
     )
     log = open(Path(settings.MEDIA_ROOT).parent / "qcluster.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(

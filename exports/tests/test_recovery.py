@@ -60,7 +60,7 @@ def test_job_out_of_attempts_fails_with_a_reason(org):
     assert exports_recover() == {"requeued": 0, "failed": 1}
     job.refresh_from_db()
     assert job.status == "failed"
-    assert "stopped 3 times" in job.error
+    assert "stopped renewing its claim 3 times" in job.error
 
 
 def test_pending_job_whose_task_was_lost_is_queued_again(org, django_capture_on_commit_callbacks):

@@ -244,4 +244,4 @@ def test_a_run_whose_worker_keeps_dying_is_retried_then_failed(org, owner, djang
     retried.refresh_from_db()
     exhausted.refresh_from_db()
     assert retried.status == "success" and retried.attempts == 2
-    assert exhausted.status == "failed" and "stopped 3 times" in exhausted.error
+    assert exhausted.status == "failed" and "stopped 3 times without recording a result" in exhausted.error
