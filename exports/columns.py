@@ -3,8 +3,9 @@ investigations dataset. Keys are stable snake_case: integrators build on them.""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cases.models import (
@@ -20,30 +21,68 @@ from cases.models import (
 )
 from config.errors import ApplicationError
 from exports.columns_base import Column, ColumnGroup, ColumnType
+from tagging.paths import parse_field_path
+from tagging.resolution import CompiledTag, compile_tags
 
 T = ColumnType
 MAX_INVESTIGATIONS = 10
 DEFAULT_MAX_INVESTIGATIONS = 3
 
-Extractor = Callable[[Mapping[str, Any]], Any]
+#: A compiled cell: reads one value from a fetched case tuple, the case's investigations
+#: (tuples, by number) and the row's investigation (the latest one, or the row's own in the
+#: investigations dataset).
+Extractor = Callable[[Sequence[Any], Sequence[Sequence[Any]], Sequence[Any] | None], Any]
 
 
 @dataclass(frozen=True, slots=True)
-class CoreColumn:
-    """A core column: its public shape, the values it needs fetched and how to read them."""
+class Layout:
+    """Where each fetched value sits in a row tuple, and the export's zone and clock."""
+
+    case: Mapping[str, int]
+    investigation: Mapping[str, int]
+    zone: dt.tzinfo
+    now: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExportColumn:
+    """One column of an export: its public shape (key, label, type), the values it reads
+    and how to compile its cell. The file's header and its values come from the same list
+    of these, so they cannot drift apart."""
 
     column: Column
-    fields: tuple[str, ...]  # Case.values() lookups this column reads
-    extract: Extractor
+    fields: tuple[str, ...]  # Case.values_list() lookups this column reads
+    compile: Callable[[Layout], Extractor]
+    investigation_fields: tuple[str, ...] = ()  # Investigation lookups it reads
 
 
-def _field(name: str) -> Extractor:
-    return lambda row: row[name]
+CoreColumn = ExportColumn
 
 
-def _choice(name: str, labels: Mapping[str, str]) -> Extractor:
-    labels = dict(labels)
-    return lambda row: labels.get(row[name], row[name]) if row[name] else None
+def _field(name: str) -> Callable[[Layout], Extractor]:
+    def compile(layout: Layout) -> Extractor:
+        i = layout.case[name]
+        return lambda case, own, inv: case[i]
+
+    return compile
+
+
+def _local(name: str) -> Callable[[Layout], Extractor]:
+    """An aware datetime, shown in the organization's zone."""
+
+    def compile(layout: Layout) -> Extractor:
+        i, zone = layout.case[name], layout.zone
+        return lambda case, own, inv: None if case[i] is None else case[i].astimezone(zone)
+
+    return compile
+
+
+def _choice(name: str, labels: Mapping[str, str]) -> Callable[[Layout], Extractor]:
+    def compile(layout: Layout) -> Extractor:
+        i, names = layout.case[name], dict(labels)
+        return lambda case, own, inv: names.get(case[i], case[i]) if case[i] else None
+
+    return compile
 
 
 def _core(
@@ -55,14 +94,24 @@ def _core(
     labels: Mapping[str, str] | None = None,
 ) -> CoreColumn:
     source = field or key
-    extract = _choice(source, labels) if labels is not None else _field(source)
-    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), (source,), extract)
+    if labels is not None:
+        compile = _choice(source, labels)
+    elif type_ == T.DATETIME:
+        compile = _local(source)
+    else:
+        compile = _field(source)
+    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), (source,), compile)
 
 
 def _computed(
-    key: str, label: str, type_: ColumnType, fields: tuple[str, ...], extract: Extractor, width: int = 14
+    key: str,
+    label: str,
+    type_: ColumnType,
+    fields: tuple[str, ...],
+    compile: Callable[[Layout], Extractor],
+    width: int = 14,
 ) -> CoreColumn:
-    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, extract)
+    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, compile)
 
 
 def _days(start: Any, end: Any) -> int | None:
@@ -71,86 +120,94 @@ def _days(start: Any, end: Any) -> int | None:
     return max(0, (end - start).days)
 
 
-# ``now`` for "days open" and "overdue" is the export's generation time, injected per job.
-def core_columns(now: Any) -> list[CoreColumn]:
-    """Every core case column, in file order."""
-    return [
-        _core("reference", "Case reference", T.TEXT, 18),
-        _core("title", "Title", T.TEXT, 40),
-        _core("summary", "Summary", T.TEXT, 50),
-        _core("status", "Status", T.CHOICE, 12, labels=dict(CaseStatus.choices)),
-        _core("category", "Category", T.TEXT, 22),
-        _core("subcategory", "Subcategory", T.TEXT, 22),
-        _core("severity", "Severity", T.CHOICE, 10, labels=dict(Severity.choices)),
-        _core("priority", "Priority", T.CHOICE, 12, labels=dict(Priority.choices)),
-        _core("intake_channel", "Intake channel", T.CHOICE, 14, labels=dict(IntakeChannel.choices)),
-        _core("business_unit", "Business unit", T.TEXT, 16),
-        _core("department", "Department", T.TEXT, 16),
-        _core("country", "Country", T.TEXT, 8),
-        _core("region", "Region", T.TEXT, 8),
-        _core("site", "Site", T.TEXT, 14),
-        _core("reported_at", "Reported at", T.DATETIME, 20),
-        _core("created_at", "Created at", T.DATETIME, 20),
-        _core("updated_at", "Updated at", T.DATETIME, 20),
-        _core("due_at", "Due at", T.DATETIME, 20),
-        _core("closed_at", "Closed at", T.DATETIME, 20),
-        _computed(
-            "days_open",
-            "Days open",
-            T.INTEGER,
-            ("created_at", "closed_at"),
-            lambda r: _days(r["created_at"], r["closed_at"] or now),
-        ),
-        _computed(
-            "days_to_close",
-            "Days to close",
-            T.INTEGER,
-            ("created_at", "closed_at"),
-            lambda r: _days(r["created_at"], r["closed_at"]),
-        ),
-        _computed(
-            "is_overdue",
-            "Overdue",
-            T.BOOLEAN,
-            ("due_at", "closed_at"),
-            lambda r: None if r["due_at"] is None else r["due_at"] < (r["closed_at"] or now),
-        ),
-        _core("assignee", "Assignee", T.TEXT, 14, field="assignee__username"),
-        _core("is_anonymous", "Anonymous reporter", T.BOOLEAN, 10),
-        _core("outcome", "Outcome", T.CHOICE, 18, labels=dict(Outcome.choices)),
-        _core("is_substantiated", "Substantiated", T.BOOLEAN, 12),
-        _core("financial_impact", "Financial impact", T.DECIMAL, 14),
-        _core("currency", "Currency", T.TEXT, 8),
-        _core("risk_score", "Risk score", T.INTEGER, 8),
-        _core("retaliation_alleged", "Retaliation alleged", T.BOOLEAN, 10),
-        _core("involves_management", "Involves management", T.BOOLEAN, 10),
-        _core("legal_hold", "Legal hold", T.BOOLEAN, 10),
-        _core("escalated", "Escalated", T.BOOLEAN, 10),
-        _core("policy_reference", "Policy reference", T.TEXT, 12),
-        _core("closure_reason", "Closure reason", T.TEXT, 24),
-        _core("source_system", "Source system", T.TEXT, 10),
-        _core("external_reference", "External reference", T.TEXT, 14),
-        _core("riu_reference", "RIU reference", T.TEXT, 18, field="primary_riu__reference"),
-        _core("riu_type", "RIU type", T.CHOICE, 16, field="primary_riu__riu_type", labels=dict(RIUType.choices)),
-        _core("riu_received_at", "RIU received at", T.DATETIME, 20, field="primary_riu__received_at"),
-        _core(
-            "reporter_relationship",
-            "Reporter relationship",
-            T.CHOICE,
-            18,
-            field="primary_riu__reporter_relationship",
-            labels=dict(ReporterRelationship.choices),
-        ),
-        _core("riu_language", "Report language", T.TEXT, 8, field="primary_riu__language"),
-        _computed("investigation_count", "Investigations", T.INTEGER, ("id",), lambda r: r["_investigation_count"], 8),
-        _computed(
-            "created_month", "Created month", T.TEXT, ("created_at",), lambda r: r["created_at"].strftime("%Y-%m"), 10
-        ),
-        _computed("created_year", "Created year", T.INTEGER, ("created_at",), lambda r: r["created_at"].year, 8),
-    ]
+def _days_open(layout: Layout) -> Extractor:
+    created, closed, now = layout.case["created_at"], layout.case["closed_at"], layout.now
+    return lambda case, own, inv: _days(case[created], case[closed] or now)
 
 
-CORE_KEYS = tuple(c.column.key for c in core_columns(None))
+def _days_to_close(layout: Layout) -> Extractor:
+    created, closed = layout.case["created_at"], layout.case["closed_at"]
+    return lambda case, own, inv: _days(case[created], case[closed])
+
+
+def _overdue(layout: Layout) -> Extractor:
+    due, closed, now = layout.case["due_at"], layout.case["closed_at"], layout.now
+    return lambda case, own, inv: None if case[due] is None else case[due] < (case[closed] or now)
+
+
+def _investigation_count(layout: Layout) -> Extractor:
+    return lambda case, own, inv: len(own)
+
+
+def _created_month(layout: Layout) -> Extractor:
+    i, zone = layout.case["created_at"], layout.zone
+    return lambda case, own, inv: case[i].astimezone(zone).strftime("%Y-%m")
+
+
+def _created_year(layout: Layout) -> Extractor:
+    i, zone = layout.case["created_at"], layout.zone
+    return lambda case, own, inv: case[i].astimezone(zone).year
+
+
+# "Days open" and "overdue" count to the export's generation time (``Layout.now``).
+CORE_COLUMNS: list[CoreColumn] = [
+    _core("reference", "Case reference", T.TEXT, 18),
+    _core("title", "Title", T.TEXT, 40),
+    _core("summary", "Summary", T.TEXT, 50),
+    _core("status", "Status", T.CHOICE, 12, labels=dict(CaseStatus.choices)),
+    _core("category", "Category", T.TEXT, 22),
+    _core("subcategory", "Subcategory", T.TEXT, 22),
+    _core("severity", "Severity", T.CHOICE, 10, labels=dict(Severity.choices)),
+    _core("priority", "Priority", T.CHOICE, 12, labels=dict(Priority.choices)),
+    _core("intake_channel", "Intake channel", T.CHOICE, 14, labels=dict(IntakeChannel.choices)),
+    _core("business_unit", "Business unit", T.TEXT, 16),
+    _core("department", "Department", T.TEXT, 16),
+    _core("country", "Country", T.TEXT, 8),
+    _core("region", "Region", T.TEXT, 8),
+    _core("site", "Site", T.TEXT, 14),
+    _core("reported_at", "Reported at", T.DATETIME, 20),
+    _core("created_at", "Created at", T.DATETIME, 20),
+    _core("updated_at", "Updated at", T.DATETIME, 20),
+    _core("due_at", "Due at", T.DATETIME, 20),
+    _core("closed_at", "Closed at", T.DATETIME, 20),
+    _computed("days_open", "Days open", T.INTEGER, ("created_at", "closed_at"), _days_open),
+    _computed("days_to_close", "Days to close", T.INTEGER, ("created_at", "closed_at"), _days_to_close),
+    _computed("is_overdue", "Overdue", T.BOOLEAN, ("due_at", "closed_at"), _overdue),
+    _core("assignee", "Assignee", T.TEXT, 14, field="assignee__username"),
+    _core("is_anonymous", "Anonymous reporter", T.BOOLEAN, 10),
+    _core("outcome", "Outcome", T.CHOICE, 18, labels=dict(Outcome.choices)),
+    _core("is_substantiated", "Substantiated", T.BOOLEAN, 12),
+    _core("financial_impact", "Financial impact", T.DECIMAL, 14),
+    _core("currency", "Currency", T.TEXT, 8),
+    _core("risk_score", "Risk score", T.INTEGER, 8),
+    _core("retaliation_alleged", "Retaliation alleged", T.BOOLEAN, 10),
+    _core("involves_management", "Involves management", T.BOOLEAN, 10),
+    _core("legal_hold", "Legal hold", T.BOOLEAN, 10),
+    _core("escalated", "Escalated", T.BOOLEAN, 10),
+    _core("policy_reference", "Policy reference", T.TEXT, 12),
+    _core("closure_reason", "Closure reason", T.TEXT, 24),
+    _core("source_system", "Source system", T.TEXT, 10),
+    _core("external_reference", "External reference", T.TEXT, 14),
+    _core("riu_reference", "RIU reference", T.TEXT, 18, field="primary_riu__reference"),
+    _core("riu_type", "RIU type", T.CHOICE, 16, field="primary_riu__riu_type", labels=dict(RIUType.choices)),
+    _core("riu_received_at", "RIU received at", T.DATETIME, 20, field="primary_riu__received_at"),
+    _core(
+        "reporter_relationship",
+        "Reporter relationship",
+        T.CHOICE,
+        18,
+        field="primary_riu__reporter_relationship",
+        labels=dict(ReporterRelationship.choices),
+    ),
+    _core("riu_language", "Report language", T.TEXT, 8, field="primary_riu__language"),
+    _computed("investigation_count", "Investigations", T.INTEGER, (), _investigation_count, 8),
+    _computed("created_month", "Created month", T.TEXT, ("created_at",), _created_month, 10),
+    _computed("created_year", "Created year", T.INTEGER, ("created_at",), _created_year, 8),
+]
+CORE_BY_KEY = {c.column.key: c for c in CORE_COLUMNS}
+
+
+CORE_KEYS = tuple(CORE_BY_KEY)
 
 #: (suffix, label, type, width, Investigation field) of each investigation group column.
 INVESTIGATION_FIELDS: list[tuple[str, str, ColumnType, int, str]] = [
@@ -174,43 +231,139 @@ TAG_TYPES = {
 }
 
 
-def investigation_columns(max_investigations: int, include_overflow: bool) -> list[Column]:
+def _investigation_value(field: str, labels: Mapping[str, str] | None) -> Callable[[Any], Any]:
+    """An investigation field's cell: choice labels, local datetimes, "" as missing."""
+    if labels is not None:
+        names = dict(labels)
+        return lambda value: names.get(value, value) if value else None
+    return lambda value: value if value != "" else None
+
+
+def _nth_investigation(n: int, field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
+    def compile(layout: Layout) -> Extractor:
+        i, render = layout.investigation[field], _investigation_value(field, labels)
+        if field in INVESTIGATION_DATETIMES:
+            zone = layout.zone
+            return lambda case, own, inv: None if len(own) <= n or own[n][i] is None else own[n][i].astimezone(zone)
+        return lambda case, own, inv: render(own[n][i]) if len(own) > n else None
+
+    return compile
+
+
+def _this_investigation(field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
+    def compile(layout: Layout) -> Extractor:
+        i, render = layout.investigation[field], _investigation_value(field, labels)
+        if field in INVESTIGATION_DATETIMES:
+            zone = layout.zone
+            return lambda case, own, inv: None if inv is None or inv[i] is None else inv[i].astimezone(zone)
+        return lambda case, own, inv: None if inv is None else render(inv[i])
+
+    return compile
+
+
+def _overflow(maximum: int) -> Callable[[Layout], Extractor]:
+    def compile(layout: Layout) -> Extractor:
+        return lambda case, own, inv: max(0, len(own) - maximum)
+
+    return compile
+
+
+def investigation_group_columns(max_investigations: int, include_overflow: bool) -> list[ExportColumn]:
     """Investigation i — Status, — Investigator… for i in 1..max, then the overflow count."""
     columns = [
-        Column(f"investigation_{i}_{suffix}", f"Investigation {i} — {label}", type_, ColumnGroup.INVESTIGATION, width)
+        ExportColumn(
+            Column(
+                f"investigation_{i}_{suffix}", f"Investigation {i} — {label}", type_, ColumnGroup.INVESTIGATION, width
+            ),
+            (),
+            _nth_investigation(i - 1, field, INVESTIGATION_LABELS.get(suffix)),
+            (field,),
+        )
         for i in range(1, max_investigations + 1)
-        for suffix, label, type_, width, _ in INVESTIGATION_FIELDS
+        for suffix, label, type_, width, field in INVESTIGATION_FIELDS
     ]
     if include_overflow:
-        columns.append(
-            Column(
-                "investigations_overflow",
-                f"Investigations beyond {max_investigations}",
-                T.INTEGER,
-                ColumnGroup.INVESTIGATION,
-                10,
-            )
+        overflow = Column(
+            "investigations_overflow",
+            f"Investigations beyond {max_investigations}",
+            T.INTEGER,
+            ColumnGroup.INVESTIGATION,
+            10,
         )
+        columns.append(ExportColumn(overflow, (), _overflow(max_investigations)))
     return columns
 
 
-def tag_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | None = None) -> list[Column]:
+def investigation_columns(max_investigations: int, include_overflow: bool) -> list[Column]:
+    """The public shape of the investigation group columns."""
+    return [c.column for c in investigation_group_columns(max_investigations, include_overflow)]
+
+
+#: Fields read as aware datetimes and shown in the organization's zone, per entity.
+CASE_DATETIMES = frozenset({"reported_at", "created_at", "updated_at", "due_at", "closed_at"})
+RIU_DATETIMES = frozenset({"received_at"})
+INVESTIGATION_DATETIMES = frozenset({"opened_at", "closed_at"})
+RIU_PREFIX = "primary_riu__"
+
+
+def _tag(tag: CompiledTag) -> ExportColumn:
+    """A tag column: the entity's field (or a custom-field path in it), typed by the tag."""
+    path = parse_field_path(tag.source_entity, tag.field_path)
+    entity, field, keys = path.source_entity, path.field, path.keys
+    lookup = RIU_PREFIX + field if entity == "riu" else field
+    local = not keys and field in {"case": CASE_DATETIMES, "riu": RIU_DATETIMES}.get(entity, INVESTIGATION_DATETIMES)
+    coercer = tag.coercer
+
+    def walk(value: Any) -> Any:
+        for key in keys:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(key)
+        return value
+
+    def compile(layout: Layout) -> Extractor:
+        zone = layout.zone
+        on_case = entity != "investigation"
+        i = layout.case[lookup] if on_case else layout.investigation[field]
+
+        def cell(case: Sequence[Any], own: Sequence[Sequence[Any]], inv: Sequence[Any] | None) -> Any:
+            source = case if on_case else inv
+            if source is None:
+                return None
+            raw = source[i]
+            if keys:
+                raw = walk(raw)
+            elif local and raw is not None:
+                raw = raw.astimezone(zone)
+            return None if raw is None or raw == "" else coercer(raw)
+
+        return cell
+
+    column = Column(f"tag_{tag.slot}", tag.label, TAG_TYPES[tag.data_type], ColumnGroup.TAG, 18)
+    if entity == "investigation":
+        return ExportColumn(column, (), compile, (field,))
+    return ExportColumn(column, (lookup,), compile)
+
+
+def tag_export_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | None = None) -> list[ExportColumn]:
     """One column per tag slot of the job's snapshot, in slot order, labelled by the tag.
 
     A tag label that repeats a core column's header gets " (tag)" so that spreadsheet
     headers stay unambiguous; the key (``tag_<slot>``) is always unique.
     """
     taken = {label.casefold() for label in taken or set()}
-    return [
-        Column(
-            f"tag_{t['slot']}",
-            f"{t['label']} (tag)" if t["label"].casefold() in taken else t["label"],
-            TAG_TYPES[t["data_type"]],
-            ColumnGroup.TAG,
-            18,
-        )
-        for t in sorted(snapshot, key=lambda t: t["slot"])
-    ]
+    columns = []
+    for export_column in map(_tag, compile_tags(snapshot)):
+        column = export_column.column
+        if column.label.casefold() in taken:
+            export_column = replace(export_column, column=replace(column, label=f"{column.label} (tag)"))
+        columns.append(export_column)
+    return columns
+
+
+def tag_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | None = None) -> list[Column]:
+    """The public shape of the tag columns."""
+    return [c.column for c in tag_export_columns(snapshot, taken)]
 
 
 #: Key columns of the parent case, repeated on every row of the investigations dataset.
@@ -225,12 +378,33 @@ INVESTIGATION_DATASET_CASE_KEYS = (
     "created_at",
 )
 INVESTIGATION_DATASET_OWN = [
-    Column("investigation_number", "Investigation number", T.INTEGER, ColumnGroup.INVESTIGATION, 8),
+    ExportColumn(
+        Column("investigation_number", "Investigation number", T.INTEGER, ColumnGroup.INVESTIGATION, 8),
+        (),
+        _this_investigation("number", None),
+        ("number",),
+    ),
     *[
-        Column(f"investigation_{suffix}", f"Investigation {label.lower()}", type_, ColumnGroup.INVESTIGATION, width)
-        for suffix, label, type_, width, _ in INVESTIGATION_FIELDS
+        ExportColumn(
+            Column(
+                f"investigation_{suffix}", f"Investigation {label.lower()}", type_, ColumnGroup.INVESTIGATION, width
+            ),
+            (),
+            _this_investigation(field, INVESTIGATION_LABELS.get(suffix)),
+            (field,),
+        )
+        for suffix, label, type_, width, field in INVESTIGATION_FIELDS
     ],
 ]
+
+
+def _case_key_column(key: str) -> ExportColumn:
+    """A parent-case column on an investigations row: ``case_`` key, "Case …" label."""
+    core = CORE_BY_KEY[key]
+    label = core.column.label
+    label = label if label.startswith("Case") else f"Case {label[0].lower()}{label[1:]}"
+    return replace(core, column=replace(core.column, key=f"case_{key}", label=label))
+
 
 COLUMN_DEFAULTS: dict[str, Any] = {
     "include_investigations": True,
@@ -277,45 +451,41 @@ def columns_resolve(raw: Any) -> dict[str, Any]:
     return options
 
 
-def selected_core(options: Mapping[str, Any], now: Any) -> list[CoreColumn]:
+def selected_core(options: Mapping[str, Any]) -> list[CoreColumn]:
     """The core columns an export includes, in the requested order."""
-    catalog = core_columns(now)
     if options.get("core") is None:
-        return catalog
-    by_key = {c.column.key: c for c in catalog}
-    return [by_key[k] for k in options["core"]]
+        return list(CORE_COLUMNS)
+    return [CORE_BY_KEY[k] for k in options["core"]]
 
 
-def catalog_for(*, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]]) -> list[Column]:
-    """The columns of a file, in order, for a dataset, column options and tag snapshot."""
+def export_columns(
+    *, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]]
+) -> list[ExportColumn]:
+    """Every column of a file, in order, for a dataset, column options and tag snapshot.
 
-    def tags(before: list[Column]) -> list[Column]:
+    The one place an export's shape is decided: the header, the Python row function and
+    the SQL of an export are all compiled from this list.
+    """
+
+    def tags(before: list[ExportColumn]) -> list[ExportColumn]:
         if not options.get("include_tags", True):
             return []
-        return tag_columns(snapshot, {c.label for c in before})
+        return tag_export_columns(snapshot, {c.column.label for c in before})
 
     if dataset == "investigations":
-        by_key = {c.column.key: c.column for c in core_columns(None)}
-        case_keys = [
-            Column(
-                f"case_{k}",
-                f"Case {by_key[k].label[0].lower()}{by_key[k].label[1:]}"
-                if not by_key[k].label.startswith("Case")
-                else by_key[k].label,
-                by_key[k].type,
-                ColumnGroup.CORE,
-                by_key[k].width,
-            )
-            for k in INVESTIGATION_DATASET_CASE_KEYS
-        ]
-        base = [*INVESTIGATION_DATASET_OWN, *case_keys]
+        base = [*INVESTIGATION_DATASET_OWN, *map(_case_key_column, INVESTIGATION_DATASET_CASE_KEYS)]
         return [*base, *tags(base)]
-    core = [c.column for c in selected_core(options, None)]
+    core = selected_core(options)
     groups = (
-        investigation_columns(
+        investigation_group_columns(
             options.get("max_investigations", DEFAULT_MAX_INVESTIGATIONS), options.get("include_overflow", False)
         )
         if options.get("include_investigations", True)
         else []
     )
     return [*core, *groups, *tags([*core, *groups])]
+
+
+def catalog_for(*, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]]) -> list[Column]:
+    """The public shape of a file's columns (the API's column catalog, the file header)."""
+    return [c.column for c in export_columns(dataset=dataset, options=options, snapshot=snapshot)]

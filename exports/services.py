@@ -33,7 +33,7 @@ from audit.services import audit_record
 from config.db import db_write_retry
 from config.errors import ApplicationError, ConflictError
 from config.tasks import enqueue
-from exports.columns import catalog_for, columns_resolve
+from exports.columns import columns_resolve
 from exports.filters import cases_filtered, filters_describe, filters_resolve
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
 from exports.rows import RowPlan
@@ -248,7 +248,7 @@ def export_write(
     total = plan.count(cases)
     if on_total:
         on_total(total)
-    columns = catalog_for(dataset=job.dataset, options=job.columns, snapshot=job.tag_snapshot)
+    columns = plan.columns
     about = _about(job, generated)
 
     def rows() -> Iterator[list[Any]]:
