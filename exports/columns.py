@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from cases.models import (
+    RIU,
+    Case,
     CaseStatus,
     Finding,
     IntakeChannel,
+    Investigation,
     InvestigationStatus,
     Outcome,
     Priority,
@@ -21,6 +24,7 @@ from cases.models import (
 )
 from config.errors import ApplicationError
 from exports.columns_base import Column, ColumnGroup, ColumnType
+from exports.sql import SqlBuilder
 from tagging.paths import parse_field_path
 from tagging.resolution import CompiledTag, compile_tags
 
@@ -54,6 +58,20 @@ class ExportColumn:
     fields: tuple[str, ...]  # Case.values_list() lookups this column reads
     compile: Callable[[Layout], Extractor]
     investigation_fields: tuple[str, ...] = ()  # Investigation lookups it reads
+    # Its CSV text as a PostgreSQL expression (``exports.sql``); None: Python only.
+    sql: Callable[[SqlBuilder, Refs], str | None] | None = None
+
+
+class Refs(Protocol):
+    """Where a column's values are in the pushdown query (``exports.pushdown``)."""
+
+    now: str  # a placeholder for the export's generation time
+
+    def case(self, lookup: str) -> str: ...
+    def nth(self, n: int, field: str) -> str: ...
+    def latest(self, field: str) -> str: ...
+    def count(self) -> str: ...
+    def value(self, expression: str) -> str: ...
 
 
 CoreColumn = ExportColumn
@@ -100,7 +118,29 @@ def _core(
         compile = _local(source)
     else:
         compile = _field(source)
-    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), (source,), compile)
+    return CoreColumn(
+        Column(key, label, type_, ColumnGroup.CORE, width), (source,), compile, sql=_typed_sql(source, type_, labels)
+    )
+
+
+def _typed_sql(
+    lookup: str, type_: ColumnType, labels: Mapping[str, str] | None, ref: Callable[[Refs], str] | None = None
+) -> Callable[[SqlBuilder, Refs], str | None]:
+    """The CSV text of a stored value of ``type_`` (read at ``ref``, default the case lookup)."""
+
+    def sql(b: SqlBuilder, refs: Refs) -> str | None:
+        at = ref(refs) if ref is not None else refs.case(lookup)
+        if labels is not None:
+            return b.choice(at, labels)
+        if type_ == T.DATETIME:
+            return b.datetime(at)
+        if type_ == T.BOOLEAN:
+            return b.boolean(at)
+        if type_ in (T.INTEGER, T.DECIMAL):
+            return b.number(at)
+        return b.text(at)
+
+    return sql
 
 
 def _computed(
@@ -110,8 +150,15 @@ def _computed(
     fields: tuple[str, ...],
     compile: Callable[[Layout], Extractor],
     width: int = 14,
+    sql: Callable[[SqlBuilder, Refs], str | None] | None = None,
 ) -> CoreColumn:
-    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, compile)
+    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, compile, sql=sql)
+
+
+def _days_sql(end: str, start: str) -> str:
+    """``timedelta.days`` (floored) of ``end - start``, at least 0."""
+    days = f"floor(extract(epoch FROM ({end} - {start})) / 86400)::bigint"
+    return f"CASE WHEN {days} < 0 THEN '0' ELSE {days}::text END"  # NULL stays NULL
 
 
 def _days(start: Any, end: Any) -> int | None:
@@ -170,9 +217,30 @@ CORE_COLUMNS: list[CoreColumn] = [
     _core("updated_at", "Updated at", T.DATETIME, 20),
     _core("due_at", "Due at", T.DATETIME, 20),
     _core("closed_at", "Closed at", T.DATETIME, 20),
-    _computed("days_open", "Days open", T.INTEGER, ("created_at", "closed_at"), _days_open),
-    _computed("days_to_close", "Days to close", T.INTEGER, ("created_at", "closed_at"), _days_to_close),
-    _computed("is_overdue", "Overdue", T.BOOLEAN, ("due_at", "closed_at"), _overdue),
+    _computed(
+        "days_open",
+        "Days open",
+        T.INTEGER,
+        ("created_at", "closed_at"),
+        _days_open,
+        sql=lambda b, r: _days_sql(f"coalesce({r.case('closed_at')}, {r.now})", r.case("created_at")),
+    ),
+    _computed(
+        "days_to_close",
+        "Days to close",
+        T.INTEGER,
+        ("created_at", "closed_at"),
+        _days_to_close,
+        sql=lambda b, r: _days_sql(r.case("closed_at"), r.case("created_at")),
+    ),
+    _computed(
+        "is_overdue",
+        "Overdue",
+        T.BOOLEAN,
+        ("due_at", "closed_at"),
+        _overdue,
+        sql=lambda b, r: b.boolean(f"{r.case('due_at')} < coalesce({r.case('closed_at')}, {r.now})"),
+    ),
     _core("assignee", "Assignee", T.TEXT, 14, field="assignee__username"),
     _core("is_anonymous", "Anonymous reporter", T.BOOLEAN, 10),
     _core("outcome", "Outcome", T.CHOICE, 18, labels=dict(Outcome.choices)),
@@ -200,9 +268,27 @@ CORE_COLUMNS: list[CoreColumn] = [
         labels=dict(ReporterRelationship.choices),
     ),
     _core("riu_language", "Report language", T.TEXT, 8, field="primary_riu__language"),
-    _computed("investigation_count", "Investigations", T.INTEGER, (), _investigation_count, 8),
-    _computed("created_month", "Created month", T.TEXT, ("created_at",), _created_month, 10),
-    _computed("created_year", "Created year", T.INTEGER, ("created_at",), _created_year, 8),
+    _computed(
+        "investigation_count", "Investigations", T.INTEGER, (), _investigation_count, 8, sql=lambda b, r: r.count()
+    ),
+    _computed(
+        "created_month",
+        "Created month",
+        T.TEXT,
+        ("created_at",),
+        _created_month,
+        10,
+        sql=lambda b, r: f"to_char({r.case('created_at')}, 'YYYY-MM')",
+    ),
+    _computed(
+        "created_year",
+        "Created year",
+        T.INTEGER,
+        ("created_at",),
+        _created_year,
+        8,
+        sql=lambda b, r: f"extract(year FROM {r.case('created_at')})::int::text",
+    ),
 ]
 CORE_BY_KEY = {c.column.key: c for c in CORE_COLUMNS}
 
@@ -268,6 +354,10 @@ def _overflow(maximum: int) -> Callable[[Layout], Extractor]:
     return compile
 
 
+def _nth_ref(n: int, field: str) -> Callable[[Refs], str]:
+    return lambda refs: refs.nth(n, field)
+
+
 def investigation_group_columns(max_investigations: int, include_overflow: bool) -> list[ExportColumn]:
     """Investigation i — Status, — Investigator… for i in 1..max, then the overflow count."""
     columns = [
@@ -278,6 +368,7 @@ def investigation_group_columns(max_investigations: int, include_overflow: bool)
             (),
             _nth_investigation(i - 1, field, INVESTIGATION_LABELS.get(suffix)),
             (field,),
+            sql=_typed_sql(field, type_, INVESTIGATION_LABELS.get(suffix), _nth_ref(i - 1, field)),
         )
         for i in range(1, max_investigations + 1)
         for suffix, label, type_, width, field in INVESTIGATION_FIELDS
@@ -290,7 +381,14 @@ def investigation_group_columns(max_investigations: int, include_overflow: bool)
             ColumnGroup.INVESTIGATION,
             10,
         )
-        columns.append(ExportColumn(overflow, (), _overflow(max_investigations)))
+        columns.append(
+            ExportColumn(
+                overflow,
+                (),
+                _overflow(max_investigations),
+                sql=lambda b, r: f"GREATEST({r.count()}::int - {max_investigations:d}, 0)::text",
+            )
+        )
     return columns
 
 
@@ -339,10 +437,32 @@ def _tag(tag: CompiledTag) -> ExportColumn:
 
         return cell
 
+    def sql(b: SqlBuilder, refs: Refs) -> str | None:
+        at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
+        if keys:
+            return b.tag_json(refs.value(b.json_at(at, keys)), tag.data_type)
+        kind = _FIELD_KINDS[entity].get(field)
+        if tag.data_type == "text" and kind in ("CharField", "TextField"):
+            return b.text(at)
+        if tag.data_type == "text" and kind == "DateTimeField":
+            return b.datetime(at)
+        if tag.data_type in ("text", "boolean") and kind == "BooleanField":
+            return b.boolean(at)
+        if tag.data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
+            return b.number(at)
+        return None  # this combination is rendered by the Python path only
+
     column = Column(f"tag_{tag.slot}", tag.label, TAG_TYPES[tag.data_type], ColumnGroup.TAG, 18)
     if entity == "investigation":
-        return ExportColumn(column, (), compile, (field,))
-    return ExportColumn(column, (lookup,), compile)
+        return ExportColumn(column, (), compile, (field,), sql=sql)
+    return ExportColumn(column, (lookup,), compile, sql=sql)
+
+
+#: The model field class of each plain field a tag may read, per entity.
+_FIELD_KINDS = {
+    entity: {f.name: f.get_internal_type() for f in model._meta.concrete_fields}
+    for entity, model in (("case", Case), ("riu", RIU), ("investigation", Investigation))
+}
 
 
 def tag_export_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | None = None) -> list[ExportColumn]:

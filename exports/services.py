@@ -36,6 +36,7 @@ from config.tasks import enqueue
 from exports.columns import columns_resolve
 from exports.filters import cases_filtered, filters_describe, filters_resolve
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
+from exports.pushdown import csv_copy_write, pushdown_enabled
 from exports.rows import RowPlan
 from organizations.models import Organization
 from tagging.selectors import tag_slots_for
@@ -248,6 +249,18 @@ def export_write(
     total = plan.count(cases)
     if on_total:
         on_total(total)
+    if job.format == ExportFormat.CSV and pushdown_enabled():
+        written = csv_copy_write(
+            plan=plan,
+            cases=cases,
+            stream=stream,
+            timezone=org.timezone,
+            now=generated,
+            total=total,
+            on_progress=on_progress,
+        )
+        if written is not None:
+            return written
     columns = plan.columns
     about = _about(job, generated)
 

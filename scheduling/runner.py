@@ -10,6 +10,7 @@ and one recipient's failure never re-sends to the others.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -180,14 +181,8 @@ def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None
     sent = 0
     for delivery_id in list(due.values_list("pk", flat=True)):
         # Claim the delivery for a short while so two workers never send the same one.
-        claim = (
-            Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .update
-        )
         claimed = db_write_retry(
-            lambda claim=claim: claim(claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1),
-            what=f"delivery {delivery_id} claim",
+            functools.partial(_delivery_claim, delivery_id, now), what=f"delivery {delivery_id} claim"
         )
         if not claimed:
             continue
@@ -201,8 +196,17 @@ def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None
         )
     )
     for rid in runs:
-        db_write_retry(lambda rid=rid: _finish_if_delivered(str(rid)), what=f"run {rid} status")
+        db_write_retry(functools.partial(_finish_if_delivered, str(rid)), what=f"run {rid} status")
     return sent
+
+
+def _delivery_claim(delivery_id: int, now: dt.datetime) -> int:
+    """Take a pending delivery for five minutes; 0 when another worker has it."""
+    return (
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + dt.timedelta(minutes=5), attempts=F("attempts") + 1)
+    )
 
 
 def _attempt(delivery: Delivery) -> int:

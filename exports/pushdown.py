@@ -1,0 +1,308 @@
+"""CSV exports at database speed on PostgreSQL: the whole row rendered in SQL, streamed by COPY.
+
+The export's compiled columns (``exports.columns``) each give their CSV text as a SQL
+expression (``exports.sql``); the case filters are the queryset's own WHERE clause. One
+``COPY (SELECT …) TO STDOUT (FORMAT csv)`` on a connection of its own streams the rows
+(the worker's connection stays free for heartbeats). What COPY writes differently from
+Python's ``csv`` module is mended on the way: the UTF-8 BOM and header come first, records
+end with CRLF (line feeds inside quoted values stay as they are), and empty values are
+unquoted (every expression is NULL when empty). The Python path (``exports.rows``) is the
+reference: a test writes the same data both ways and compares the bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
+
+from cases.models import RIU, Case, Investigation
+from exports.rows import RowPlan
+from exports.sql import SqlBuilder
+from exports.writers.cells import spreadsheet_text
+
+RIU_PREFIX = "primary_riu__"
+BLOCK_BYTES = 1 << 20
+PART_ROWS = 50_000  # smaller files are written by one connection
+
+
+class ExportStopped(Exception):
+    """A part's COPY was stopped because the export was cancelled or failed elsewhere."""
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Refs:
+    """Column references in the pushdown query; records which investigation values are used."""
+
+    def __init__(self, builder: SqlBuilder, now: dt.datetime) -> None:
+        self.case_table = _quoted(Case._meta.db_table)
+        self.now = f"{builder.param(now)}::timestamptz"
+        self.nth_fields: set[tuple[int, str]] = set()
+        self.latest_fields: set[str] = set()
+        self.counted = False
+        self.values: list[str] = []
+
+    def value(self, expression: str) -> str:
+        """``expression`` computed once per row (tag JSON values are read by many branches)."""
+        self.values.append(expression)
+        return f'tv."v{len(self.values)}"'
+
+    def case(self, lookup: str) -> str:
+        if lookup.startswith(RIU_PREFIX):
+            return f"r.{_quoted(lookup.removeprefix(RIU_PREFIX))}"
+        if lookup == "assignee__username":
+            return 'u."username"'
+        return f"{self.case_table}.{_quoted(lookup)}"
+
+    def nth(self, n: int, field: str) -> str:
+        self.nth_fields.add((n, field))
+        return f"iv.{_quoted(f'i{n}_{field}')}"
+
+    def latest(self, field: str) -> str:
+        self.latest_fields.add(field)
+        return f"iv.{_quoted(f'l_{field}')}"
+
+    def count(self) -> str:
+        self.counted = True
+        return "coalesce(iv.n, 0)"
+
+    @property
+    def needs_investigations(self) -> bool:
+        return self.counted or bool(self.nth_fields) or bool(self.latest_fields)
+
+
+Bound = tuple[dt.datetime, int] | None
+
+
+def csv_query(
+    plan: RowPlan, cases: QuerySet[Case], *, now: dt.datetime, start: Bound = None, stop: Bound = None
+) -> tuple[str, dict[str, Any]] | None:
+    """The whole CSV row of each case as one parameterised query, or None when a column
+    has no SQL rendering (the export then runs through the Python path).
+
+    ``start`` (inclusive) and ``stop`` (exclusive) cut the file's order ``(created_at, id)``
+    into parts that connections of their own write side by side.
+    """
+    if plan.dataset != "cases":
+        return None
+    builder = SqlBuilder()
+    refs = _Refs(builder, now)
+    expressions = []
+    for export_column in plan.export_columns:
+        expression = export_column.sql(builder, refs) if export_column.sql is not None else None
+        if expression is None:
+            return None
+        expressions.append(expression)
+    query = cases.query.chain()
+    where, where_params = query.get_compiler(using=cases.db).compile(query.where)
+    where = _named(builder, where, where_params)
+    case_table = refs.case_table
+    order = f"({case_table}.created_at, {case_table}.id)"
+    if start is not None:
+        where += f" AND {order} >= ({builder.param(start[0])}::timestamptz, {builder.param(start[1])}::bigint)"
+    if stop is not None:
+        where += f" AND {order} < ({builder.param(stop[0])}::timestamptz, {builder.param(stop[1])}::bigint)"
+    joins = [
+        f"LEFT JOIN {_quoted(RIU._meta.db_table)} r ON r.id = {case_table}.primary_riu_id",
+        f'LEFT JOIN "auth_user" u ON u.id = {case_table}.assignee_id',
+    ]
+    if refs.needs_investigations:
+        joins.append(_investigations_join(refs, case_table, where))
+    if refs.values:
+        # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
+        computed = ", ".join(f'{expression} AS "v{i}"' for i, expression in enumerate(refs.values, 1))
+        joins.append(f"CROSS JOIN LATERAL (SELECT {computed} OFFSET 0) tv")
+    sql = (
+        f"SELECT {', '.join(expressions)} FROM {case_table} {' '.join(joins)} "
+        f"WHERE {where} ORDER BY {case_table}.created_at, {case_table}.id"
+    )
+    return sql, builder.params
+
+
+def _named(builder: SqlBuilder, sql: str, params: Any) -> str:
+    """Django's ``%s`` placeholders as named ones of ``builder``."""
+    pieces = sql.split("%s")
+    if len(pieces) != len(params) + 1:
+        raise ValueError("unexpected placeholders in the filter SQL")
+    out = [pieces[0]]
+    for value, piece in zip(params, pieces[1:], strict=True):
+        out += [builder.param(value), piece]
+    return "".join(out)
+
+
+def _investigations_join(refs: _Refs, case_table: str, where: str) -> str:
+    """One row per case: the count, the n-th investigations' fields, the latest one's."""
+    aggregates = ["count(*) AS n"]
+    aggregates += [
+        f"(array_agg(x.{_quoted(field)} ORDER BY x.number))[{n + 1:d}] AS {_quoted(f'i{n}_{field}')}"
+        for n, field in sorted(refs.nth_fields)
+    ]
+    aggregates += [
+        f"(array_agg(x.{_quoted(field)} ORDER BY x.number DESC))[1] AS {_quoted(f'l_{field}')}"
+        for field in sorted(refs.latest_fields)
+    ]
+    investigations = _quoted(Investigation._meta.db_table)
+    return (
+        f"LEFT JOIN (SELECT x.case_id, {', '.join(aggregates)} FROM {investigations} x "
+        f"WHERE x.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where}) GROUP BY x.case_id) iv "
+        f"ON iv.case_id = {case_table}.id"
+    )
+
+
+def pushdown_enabled() -> bool:
+    """SQL pushdown is on for PostgreSQL unless ``EXPORT_SQL_PUSHDOWN`` is False."""
+    return connection.vendor == "postgresql" and bool(getattr(settings, "EXPORT_SQL_PUSHDOWN", True))
+
+
+def csv_copy_write(
+    *,
+    plan: RowPlan,
+    cases: QuerySet[Case],
+    stream: BinaryIO,
+    timezone: str,
+    now: dt.datetime,
+    total: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> int | None:
+    """Write the CSV file through COPY; returns the row count, or None when the export
+    cannot be pushed down (nothing is written then).
+
+    Large files are cut into parts at ``(created_at, id)`` boundaries, each written by its
+    own connection (a PostgreSQL backend each: the work is the database's); the parts are
+    joined in order. This thread only gathers progress, so a cancel is noticed in time.
+    """
+    if csv_query(plan, cases, now=now) is None:
+        return None
+    header = io.StringIO()
+    csv.writer(header, dialect="excel", lineterminator="\r\n").writerow(
+        [spreadsheet_text(column.label) for column in plan.columns]
+    )
+    stream.write(b"\xef\xbb\xbf" + header.getvalue().encode("utf-8", errors="replace"))
+    parts = _parts(cases, total)
+    writers = []
+    for lo, hi in itertools.pairwise(parts):
+        compiled = csv_query(plan, cases, now=now, start=lo, stop=hi)
+        assert compiled is not None  # the same columns rendered above
+        writers.append(_PartWriter(compiled, timezone))
+    try:
+        for writer in writers:
+            writer.start()
+        while any(writer.is_alive() for writer in writers):
+            for writer in writers:
+                writer.join(timeout=0.5)
+            if on_progress is not None:
+                on_progress(sum(writer.rows for writer in writers))  # may raise: cancelled
+        for writer in writers:
+            if writer.error is not None:
+                raise writer.error
+        for writer in writers:
+            writer.output.seek(0)
+            shutil.copyfileobj(writer.output, stream, 1 << 20)
+    finally:
+        for writer in writers:
+            writer.stop.set()
+        for writer in writers:
+            if writer.ident is not None:
+                writer.join()
+            writer.output.close()
+    rows = sum(writer.rows for writer in writers)
+    if on_progress is not None:
+        on_progress(rows)
+    return rows
+
+
+def _parts(cases: QuerySet[Case], total: int) -> list[Bound]:
+    """Boundaries cutting the file into parts of about ``PART_ROWS`` rows (at most
+    ``EXPORT_COPY_CONNECTIONS``): ``[None, b1, …, None]``."""
+    connections = max(1, int(getattr(settings, "EXPORT_COPY_CONNECTIONS", 2)))
+    count = max(1, min(connections, total // PART_ROWS))
+    ordered = cases.order_by("created_at", "id").values_list("created_at", "id")
+    inner: list[Bound] = [tuple(ordered[total * k // count]) for k in range(1, count)]  # type: ignore[misc]
+    return [None, *inner, None]
+
+
+class _PartWriter(threading.Thread):
+    """Runs one part's COPY on a connection of its own into a temporary file."""
+
+    def __init__(self, compiled: tuple[str, dict[str, Any]], timezone: str) -> None:
+        super().__init__(daemon=True)
+        self.sql, self.params = compiled
+        self.timezone = timezone
+        self.output = tempfile.TemporaryFile(dir=getattr(settings, "EXPORTS_TMP_DIR", None) or None)  # noqa: SIM115
+        self.rows = 0
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            own = connection.get_new_connection(connection.get_connection_params())
+            try:
+                with own.cursor() as cursor:
+                    # The zone renders datetimes (to_char) as the Python path's astimezone() does.
+                    cursor.execute(
+                        "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false)", [self.timezone]
+                    )
+                    _copy_csv(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
+            finally:
+                own.close()
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+
+
+def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter) -> None:
+    """Stream COPY's CSV, ending records with CRLF as Python's csv module does.
+
+    A line feed ends a record only outside quotes; quotes inside a quoted value are
+    doubled, so the parity of the quotes seen so far tells which is which.
+    """
+    quoted = False
+    write = part.output.write
+
+    def flush(data: bytes) -> None:
+        nonlocal quoted
+        if not quoted and b'"' not in data:
+            write(data.replace(b"\n", b"\r\n"))
+            part.rows += data.count(b"\n")
+            return
+        lines = data.split(b"\n")
+        out = []
+        for line in lines[:-1]:
+            if line.count(b'"') & 1:
+                quoted = not quoted
+            out.append(line)
+            if quoted:
+                out.append(b"\n")
+            else:
+                out.append(b"\r\n")
+                part.rows += 1
+        if lines[-1].count(b'"') & 1:
+            quoted = not quoted
+        out.append(lines[-1])
+        write(b"".join(out))
+
+    with cursor.copy(statement, params) as copy:
+        # COPY sends a message per row: gather about a megabyte before doing anything.
+        pending: list[Any] = []
+        size = 0
+        for block in copy:
+            pending.append(block)
+            size += len(block)
+            if size >= BLOCK_BYTES:
+                flush(b"".join(pending))
+                pending, size = [], 0
+                if part.stop.is_set():
+                    raise ExportStopped
+        flush(b"".join(pending))

@@ -1,0 +1,273 @@
+"""The SQL pushdown (COPY) writes the same CSV bytes as the Python path, the reference."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
+from exports import pushdown
+from exports.filters import cases_filtered
+from exports.pushdown import csv_query
+from exports.rows import RowPlan
+from exports.services import ExportCancelled, export_job_create, export_job_run, exports_storage
+from organizations.models import Organization
+from organizations.tests.factories import OrganizationFactory, UserFactory
+from tagging.models import TagSlot
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ZONE = "America/St_Johns"  # a half-hour offset with DST: -03:30 / -02:30
+TEXTS = [
+    "plain",
+    "",
+    "=1+1",
+    "+cmd|' /C calc'!A0",
+    "-12.5",
+    "@SUM(A1)",
+    "\tindented",
+    "\rcarriage",
+    "\nnewline first",
+    'comma, "quotes" and\na line feed',
+    "crlf inside\r\nthe text",
+    "ünïcödé — ✓ 日本語 🙂",
+    "back\\slash",
+    "  spaced  ",
+]
+JSON_VALUES = [
+    "EMEA",
+    "",
+    None,
+    '=HYPERLINK("x")',
+    "-7",
+    " 42 ",
+    "1,500",
+    "1.50",
+    "1e3",
+    "1.5e3",
+    ".5",
+    "007",
+    "1_000",
+    "abc",
+    "yes",
+    "No",
+    " TRUE ",
+    "0",
+    "2",
+    0,
+    1,
+    2,
+    -5,
+    1500.0,
+    1985.91,
+    0.1,
+    1e-05,
+    -12.5,
+    123456789012345678901234567890,
+    True,
+    False,
+    [],
+    ["urgent", "board"],
+    ["a", None, "", 3, 2.5, True, "=x"],
+    [None],
+]
+TAG_SPECS = [
+    ("case", "custom_fields.v", ["text", "number", "boolean", "list"]),
+    ("case", "custom_fields.deep.v", ["text", "number"]),
+    ("case", "custom_fields.arr.0", ["text"]),  # a numeric key: only objects are walked
+    ("riu", "custom_fields.v", ["text", "boolean"]),
+    ("investigation", "custom_fields.v", ["text", "number"]),
+    ("case", "title", ["text"]),
+    ("case", "status", ["text"]),
+    ("case", "closed_at", ["text"]),
+    ("case", "legal_hold", ["boolean", "text"]),
+    ("case", "risk_score", ["number"]),
+    ("case", "financial_impact", ["number"]),
+    ("riu", "reporter_relationship", ["text"]),
+    ("investigation", "number", ["number"]),
+]
+
+
+def _tags(org: Organization) -> None:
+    slot = 0
+    for entity, path, types in TAG_SPECS:
+        for data_type in types:
+            slot += 1
+            TagSlot.objects.create(
+                organization=org,
+                slot=slot,
+                label=f"{entity} {path} {data_type}",
+                source_entity=entity,
+                field_path=path,
+                data_type=data_type,
+            )
+
+
+def _seed() -> Organization:
+    org: Organization = OrganizationFactory(slug="edge", timezone=ZONE)  # type: ignore[assignment]
+    _tags(org)
+    assignee = UserFactory(username="d.whitfield")
+    # Around the November 2026 fall-back in St. John's (05:31 UTC = 02:01 local, NDT → NST).
+    edge = dt.datetime(2026, 11, 1, 4, 30, tzinfo=dt.UTC)
+    for i, value in enumerate(JSON_VALUES):
+        text = TEXTS[i % len(TEXTS)]
+        riu = (
+            None
+            if i % 7 == 3
+            else RIUFactory(organization=org, reporter_relationship="vendor", custom_fields={"v": value})
+        )
+        case = CaseFactory(
+            organization=org,
+            primary_riu=riu,
+            title=text or "untitled",
+            summary=TEXTS[(i + 3) % len(TEXTS)],
+            subcategory=text,
+            status=["new", "open", "in_review", "closed"][i % 4],
+            outcome=["", "substantiated", "unsubstantiated"][i % 3],
+            assignee=assignee if i % 2 else None,
+            created_at=edge + dt.timedelta(minutes=37 * i, microseconds=0 if i % 2 else 123456),
+            reported_at=edge - dt.timedelta(days=i),
+            closed_at=edge + dt.timedelta(days=i, hours=5) if i % 3 == 0 else None,
+            due_at=edge + dt.timedelta(days=10 - i) if i % 4 else None,
+            is_substantiated=[None, True, False][i % 3],
+            legal_hold=bool(i % 2),
+            financial_impact=[None, Decimal("-12.50"), Decimal("99999.99"), Decimal("0.00")][i % 4],
+            risk_score=None if i % 5 == 0 else i,
+            custom_fields={"v": value, "deep": {"v": value}, "arr": [value]} if i % 6 else {"deep": value},
+        )
+        for n in range(1, i % 5 + 1):
+            InvestigationFactory(
+                case=case,
+                number=n * 2,  # numbers with gaps: "investigation 1" is the first by number
+                status=["open", "closed"][n % 2],
+                investigator=TEXTS[(i + n) % len(TEXTS)],
+                allegation_type="=cmd" if n == 3 else "Falsified records",
+                opened_at=edge + dt.timedelta(hours=n, microseconds=n * 7),
+                closed_at=None if n % 2 else edge + dt.timedelta(days=n),
+                finding=["", "substantiated", "unfounded"][n % 3],
+                actions_taken=TEXTS[(i * n) % len(TEXTS)],
+                custom_fields={"v": JSON_VALUES[(i + n) % len(JSON_VALUES)]},
+            )
+    return org
+
+
+def _export(org: Organization, settings, pushdown: bool, columns: dict) -> bytes:
+    settings.EXPORT_SQL_PUSHDOWN = pushdown
+    job = export_job_create(organization=org, dataset="cases", format="csv", columns=columns, enqueue_run=False)
+    export_job_run(job_id=str(job.pk))
+    job.refresh_from_db()
+    assert job.status == "completed", job.error
+    with exports_storage().open(job.storage_key, "rb") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"max_investigations": 3, "include_overflow": True},
+        {"include_investigations": False, "core": ["reference", "created_at", "investigation_count", "is_overdue"]},
+    ],
+)
+def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, columns):
+    org = _seed()
+    snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
+    plan = RowPlan(dataset="cases", options=columns, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
+    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    assert csv_query(plan, cases, now=dt.datetime.now(dt.UTC)) is not None  # every column renders in SQL
+
+    reference = _export(org, settings, pushdown=False, columns=columns)
+    pushed = _export(org, settings, pushdown=True, columns=columns)
+
+    assert pushed.startswith(b"\xef\xbb\xbf")
+    if pushed != reference:  # show the first differing cell, not two blobs
+        ours = list(csv.reader(io.StringIO(pushed.decode("utf-8-sig"), newline="")))
+        theirs = list(csv.reader(io.StringIO(reference.decode("utf-8-sig"), newline="")))
+        header = theirs[0]
+        assert len(ours) == len(theirs), (len(ours), len(theirs), pushed[:3000])
+        for r, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            for c, (x, y) in enumerate(zip(a, b, strict=True)):
+                assert x == y, f"row {r}, column {header[c]!r}: pushdown {x!r} != python {y!r}"
+    assert pushed == reference
+    rows = list(csv.reader(io.StringIO(reference.decode("utf-8-sig"), newline="")))
+    assert len(rows) == len(JSON_VALUES) + 1
+
+
+def test_filters_apply_in_the_pushdown_too(settings):
+    org = _seed()
+    other = OrganizationFactory(slug="other", timezone=ZONE)
+    CaseFactory(organization=other, title="not ours")
+    filters = {"status": ["open", "closed"], "created_from": "2026-11-01", "created_to": "2026-11-01"}
+    settings.EXPORT_SQL_PUSHDOWN = True
+    job = export_job_create(organization=org, dataset="cases", format="csv", filters=filters, enqueue_run=False)
+    export_job_run(job_id=str(job.pk))
+    job.refresh_from_db()
+    expected = cases_filtered(organization_id=org.pk, filters=job.filters, timezone=ZONE).count()
+    assert 0 < expected < len(JSON_VALUES)
+    assert job.row_count == expected
+    with exports_storage().open(job.storage_key, "rb") as handle:
+        rows = list(csv.reader(io.StringIO(handle.read().decode("utf-8-sig"), newline="")))
+    assert len(rows) == expected + 1
+    assert all(row[3] in ("Open", "Closed") for row in rows[1:])
+
+
+def test_a_tag_the_sql_cannot_render_falls_back_to_the_python_path(settings):
+    org = _seed()
+    TagSlot.objects.filter(organization=org, slot=1).update(data_type="date")
+    snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
+    plan = RowPlan(dataset="cases", options={}, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
+    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    assert csv_query(plan, cases, now=dt.datetime.now(dt.UTC)) is None
+    assert _export(org, settings, pushdown=True, columns={}) == _export(org, settings, pushdown=False, columns={})
+
+
+@pytest.mark.slow
+def test_seeded_demo_data_is_the_same_both_ways(settings):
+    call_command("seed_demo", "--org", "demo", "--cases", "3000", "--no-users", "--anchor", "2026-06-30")
+    org = Organization.objects.get(slug="demo")
+    columns = {"max_investigations": 3, "include_overflow": True}
+    assert _export(org, settings, pushdown=True, columns=columns) == _export(
+        org, settings, pushdown=False, columns=columns
+    )
+
+
+def test_parts_written_on_several_connections_join_in_order(settings, monkeypatch):
+    org = _seed()
+    monkeypatch.setattr(pushdown, "PART_ROWS", 5)
+    settings.EXPORT_COPY_CONNECTIONS = 3
+    columns = {"max_investigations": 2}
+    assert pushdown._parts(cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE), len(JSON_VALUES))[1]
+    assert _export(org, settings, pushdown=True, columns=columns) == _export(
+        org, settings, pushdown=False, columns=columns
+    )
+
+
+def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
+    org = _seed()
+    monkeypatch.setattr(pushdown, "PART_ROWS", 5)
+    settings.EXPORT_COPY_CONNECTIONS = 2
+    snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
+    plan = RowPlan(dataset="cases", options={}, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
+    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    before = threading.active_count()
+
+    def cancelled(rows: int) -> None:
+        raise ExportCancelled
+
+    with (tmp_path / "out.csv").open("wb") as out, pytest.raises(ExportCancelled):
+        pushdown.csv_copy_write(
+            plan=plan,
+            cases=cases,
+            stream=out,
+            timezone=ZONE,
+            now=dt.datetime.now(dt.UTC),
+            total=35,
+            on_progress=cancelled,
+        )
+    assert threading.active_count() == before
+    assert (tmp_path / "out.csv").read_bytes().count(b"\r\n") == 1  # the header only
