@@ -124,9 +124,13 @@ def _core(
 
 
 def _typed_sql(
-    lookup: str, type_: ColumnType, labels: Mapping[str, str] | None, ref: Callable[[Refs], str] | None = None
+    lookup: str,
+    type_: ColumnType,
+    labels: Mapping[str, str] | None,
+    ref: Callable[[Refs], str] | None = None,
+    empty_is_null: bool = False,
 ) -> Callable[[SqlBuilder, Refs], str | None]:
-    """The CSV text of a stored value of ``type_`` (read at ``ref``, default the case lookup)."""
+    """The cell of a stored value of ``type_`` (read at ``ref``, default the case lookup)."""
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         at = ref(refs) if ref is not None else refs.case(lookup)
@@ -138,7 +142,7 @@ def _typed_sql(
             return b.boolean(at)
         if type_ in (T.INTEGER, T.DECIMAL):
             return b.number(at)
-        return b.text(at)
+        return b.text(at, empty_is_null=empty_is_null)
 
     return sql
 
@@ -155,10 +159,10 @@ def _computed(
     return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, compile, sql=sql)
 
 
-def _days_sql(end: str, start: str) -> str:
+def _days_sql(b: SqlBuilder, end: str, start: str) -> str:
     """``timedelta.days`` (floored) of ``end - start``, at least 0."""
     days = f"floor(extract(epoch FROM ({end} - {start})) / 86400)::bigint"
-    return f"CASE WHEN {days} < 0 THEN '0' ELSE {days}::text END"  # NULL stays NULL
+    return b.number(f"CASE WHEN {days} < 0 THEN 0 ELSE {days} END")  # NULL stays NULL
 
 
 def _days(start: Any, end: Any) -> int | None:
@@ -223,7 +227,7 @@ CORE_COLUMNS: list[CoreColumn] = [
         T.INTEGER,
         ("created_at", "closed_at"),
         _days_open,
-        sql=lambda b, r: _days_sql(f"coalesce({r.case('closed_at')}, {r.now})", r.case("created_at")),
+        sql=lambda b, r: _days_sql(b, f"coalesce({r.case('closed_at')}, {r.now})", r.case("created_at")),
     ),
     _computed(
         "days_to_close",
@@ -231,7 +235,7 @@ CORE_COLUMNS: list[CoreColumn] = [
         T.INTEGER,
         ("created_at", "closed_at"),
         _days_to_close,
-        sql=lambda b, r: _days_sql(r.case("closed_at"), r.case("created_at")),
+        sql=lambda b, r: _days_sql(b, r.case("closed_at"), r.case("created_at")),
     ),
     _computed(
         "is_overdue",
@@ -269,7 +273,13 @@ CORE_COLUMNS: list[CoreColumn] = [
     ),
     _core("riu_language", "Report language", T.TEXT, 8, field="primary_riu__language"),
     _computed(
-        "investigation_count", "Investigations", T.INTEGER, (), _investigation_count, 8, sql=lambda b, r: r.count()
+        "investigation_count",
+        "Investigations",
+        T.INTEGER,
+        (),
+        _investigation_count,
+        8,
+        sql=lambda b, r: b.number(r.count()),
     ),
     _computed(
         "created_month",
@@ -278,7 +288,7 @@ CORE_COLUMNS: list[CoreColumn] = [
         ("created_at",),
         _created_month,
         10,
-        sql=lambda b, r: f"to_char({r.case('created_at')}, 'YYYY-MM')",
+        sql=lambda b, r: b.text(f"to_char({r.case('created_at')}, 'YYYY-MM')"),
     ),
     _computed(
         "created_year",
@@ -287,7 +297,7 @@ CORE_COLUMNS: list[CoreColumn] = [
         ("created_at",),
         _created_year,
         8,
-        sql=lambda b, r: f"extract(year FROM {r.case('created_at')})::int::text",
+        sql=lambda b, r: b.number(f"extract(year FROM {r.case('created_at')})::int"),
     ),
 ]
 CORE_BY_KEY = {c.column.key: c for c in CORE_COLUMNS}
@@ -368,7 +378,7 @@ def investigation_group_columns(max_investigations: int, include_overflow: bool)
             (),
             _nth_investigation(i - 1, field, INVESTIGATION_LABELS.get(suffix)),
             (field,),
-            sql=_typed_sql(field, type_, INVESTIGATION_LABELS.get(suffix), _nth_ref(i - 1, field)),
+            sql=_typed_sql(field, type_, INVESTIGATION_LABELS.get(suffix), _nth_ref(i - 1, field), empty_is_null=True),
         )
         for i in range(1, max_investigations + 1)
         for suffix, label, type_, width, field in INVESTIGATION_FIELDS
@@ -386,7 +396,7 @@ def investigation_group_columns(max_investigations: int, include_overflow: bool)
                 overflow,
                 (),
                 _overflow(max_investigations),
-                sql=lambda b, r: f"GREATEST({r.count()}::int - {max_investigations:d}, 0)::text",
+                sql=lambda b, r: b.number(f"GREATEST({r.count()}::int - {max_investigations:d}, 0)"),
             )
         )
     return columns
@@ -441,16 +451,7 @@ def _tag(tag: CompiledTag) -> ExportColumn:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
         if keys:
             return b.tag_json(refs.value(b.json_at(at, keys)), tag.data_type)
-        kind = _FIELD_KINDS[entity].get(field)
-        if tag.data_type == "text" and kind in ("CharField", "TextField"):
-            return b.text(at)
-        if tag.data_type == "text" and kind == "DateTimeField":
-            return b.datetime(at)
-        if tag.data_type in ("text", "boolean") and kind == "BooleanField":
-            return b.boolean(at)
-        if tag.data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
-            return b.number(at)
-        return None  # this combination is rendered by the Python path only
+        return b.tag_field(at, _FIELD_KINDS[entity].get(field), tag.data_type)
 
     column = Column(f"tag_{tag.slot}", tag.label, TAG_TYPES[tag.data_type], ColumnGroup.TAG, 18)
     if entity == "investigation":

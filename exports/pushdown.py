@@ -1,4 +1,5 @@
-"""CSV exports at database speed on PostgreSQL: the whole row rendered in SQL, streamed by COPY.
+"""CSV and JSONL exports at database speed on PostgreSQL: the whole row rendered in SQL,
+streamed by COPY.
 
 The export's compiled columns (``exports.columns``) each give their CSV text as a SQL
 expression (``exports.sql``); the case filters are the queryset's own WHERE clause. One
@@ -16,6 +17,7 @@ import csv
 import datetime as dt
 import io
 import itertools
+import json
 import shutil
 import tempfile
 import threading
@@ -28,7 +30,7 @@ from django.db.models import QuerySet
 
 from cases.models import RIU, Case, Investigation
 from exports.rows import RowPlan
-from exports.sql import SqlBuilder
+from exports.sql import SqlBuilder, SqlFormat
 from exports.writers.cells import spreadsheet_text
 
 RIU_PREFIX = "primary_riu__"
@@ -87,18 +89,24 @@ class _Refs:
 Bound = tuple[dt.datetime, int] | None
 
 
-def csv_query(
-    plan: RowPlan, cases: QuerySet[Case], *, now: dt.datetime, start: Bound = None, stop: Bound = None
+def export_query(
+    plan: RowPlan,
+    cases: QuerySet[Case],
+    *,
+    format: SqlFormat,
+    now: dt.datetime,
+    start: Bound = None,
+    stop: Bound = None,
 ) -> tuple[str, dict[str, Any]] | None:
-    """The whole CSV row of each case as one parameterised query, or None when a column
-    has no SQL rendering (the export then runs through the Python path).
+    """The whole row of each case (CSV cells, or one JSON line) as one parameterised query,
+    or None when a column has no SQL rendering (the export then runs in Python).
 
     ``start`` (inclusive) and ``stop`` (exclusive) cut the file's order ``(created_at, id)``
     into parts that connections of their own write side by side.
     """
     if plan.dataset != "cases":
         return None
-    builder = SqlBuilder()
+    builder = SqlBuilder(format)
     refs = _Refs(builder, now)
     expressions = []
     for export_column in plan.export_columns:
@@ -125,6 +133,14 @@ def csv_query(
         # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
         computed = ", ".join(f'{expression} AS "v{i}"' for i, expression in enumerate(refs.values, 1))
         joins.append(f"CROSS JOIN LATERAL (SELECT {computed} OFFSET 0) tv")
+    if format == "jsonl":
+        # One text value per row: {"key":value,…} exactly as the JSONL writer joins it.
+        keys = [json.dumps(c.key) + ":" for c in plan.columns]
+        pairs = [
+            f"{builder.param(('{' if i == 0 else ',') + key)} || coalesce({expression}, 'null')"
+            for i, (key, expression) in enumerate(zip(keys, expressions, strict=True))
+        ]
+        expressions = [" || ".join([*pairs, "'}'"])]
     sql = (
         f"SELECT {', '.join(expressions)} FROM {case_table} {' '.join(joins)} "
         f"WHERE {where} ORDER BY {case_table}.created_at, {case_table}.id"
@@ -167,36 +183,38 @@ def pushdown_enabled() -> bool:
     return connection.vendor == "postgresql" and bool(getattr(settings, "EXPORT_SQL_PUSHDOWN", True))
 
 
-def csv_copy_write(
+def copy_write(
     *,
     plan: RowPlan,
     cases: QuerySet[Case],
+    format: str,
     stream: BinaryIO,
     timezone: str,
     now: dt.datetime,
     total: int,
     on_progress: Callable[[int], None] | None = None,
 ) -> int | None:
-    """Write the CSV file through COPY; returns the row count, or None when the export
-    cannot be pushed down (nothing is written then).
+    """Write a CSV or JSONL file through COPY; returns the row count, or None when the
+    export cannot be pushed down (nothing is written then).
 
     Large files are cut into parts at ``(created_at, id)`` boundaries, each written by its
     own connection (a PostgreSQL backend each: the work is the database's); the parts are
     joined in order. This thread only gathers progress, so a cancel is noticed in time.
     """
-    if csv_query(plan, cases, now=now) is None:
+    if format not in ("csv", "jsonl") or export_query(plan, cases, format=format, now=now) is None:
         return None
-    header = io.StringIO()
-    csv.writer(header, dialect="excel", lineterminator="\r\n").writerow(
-        [spreadsheet_text(column.label) for column in plan.columns]
-    )
-    stream.write(b"\xef\xbb\xbf" + header.getvalue().encode("utf-8", errors="replace"))
+    if format == "csv":
+        header = io.StringIO()
+        csv.writer(header, dialect="excel", lineterminator="\r\n").writerow(
+            [spreadsheet_text(column.label) for column in plan.columns]
+        )
+        stream.write(b"\xef\xbb\xbf" + header.getvalue().encode("utf-8", errors="replace"))
     parts = _parts(cases, total)
     writers = []
     for lo, hi in itertools.pairwise(parts):
-        compiled = csv_query(plan, cases, now=now, start=lo, stop=hi)
+        compiled = export_query(plan, cases, format=format, now=now, start=lo, stop=hi)  # type: ignore[arg-type]
         assert compiled is not None  # the same columns rendered above
-        writers.append(_PartWriter(compiled, timezone))
+        writers.append(_PartWriter(compiled, format, timezone))
     try:
         for writer in writers:
             writer.start()
@@ -237,10 +255,10 @@ def _parts(cases: QuerySet[Case], total: int) -> list[Bound]:
 class _PartWriter(threading.Thread):
     """Runs one part's COPY on a connection of its own into a temporary file."""
 
-    def __init__(self, compiled: tuple[str, dict[str, Any]], timezone: str) -> None:
+    def __init__(self, compiled: tuple[str, dict[str, Any]], format: str, timezone: str) -> None:
         super().__init__(daemon=True)
         self.sql, self.params = compiled
-        self.timezone = timezone
+        self.format, self.timezone = format, timezone
         self.output = tempfile.TemporaryFile(dir=getattr(settings, "EXPORTS_TMP_DIR", None) or None)  # noqa: SIM115
         self.rows = 0
         self.error: BaseException | None = None
@@ -255,7 +273,13 @@ class _PartWriter(threading.Thread):
                     cursor.execute(
                         "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false)", [self.timezone]
                     )
-                    _copy_csv(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
+                    if self.format == "csv":
+                        _copy_csv(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
+                    else:
+                        # A JSON line never holds a raw control character: with \x01 as the
+                        # quote and \x02 as the delimiter, COPY writes each line as it is.
+                        statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+                        _copy_lines(cursor, statement, self.params, self)
             finally:
                 own.close()
         except BaseException as exc:  # handed to the caller's thread
@@ -293,8 +317,25 @@ def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _PartWr
         out.append(lines[-1])
         write(b"".join(out))
 
+    _blocks(cursor, statement, params, part, flush)
+
+
+def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter) -> None:
+    """Stream COPY's output as it is (one JSON line per row)."""
+
+    def flush(data: bytes) -> None:
+        part.output.write(data)
+        part.rows += data.count(b"\n")
+
+    _blocks(cursor, statement, params, part, flush)
+
+
+def _blocks(
+    cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter, flush: Callable[[bytes], None]
+) -> None:
+    """COPY sends a message per row: hand them on about a megabyte at a time, and stop
+    between blocks when asked to."""
     with cursor.copy(statement, params) as copy:
-        # COPY sends a message per row: gather about a megabyte before doing anything.
         pending: list[Any] = []
         size = 0
         for block in copy:

@@ -36,7 +36,7 @@ from config.tasks import enqueue
 from exports.columns import columns_resolve
 from exports.filters import cases_filtered, filters_describe, filters_resolve
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
-from exports.pushdown import csv_copy_write, pushdown_enabled
+from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan
 from organizations.models import Organization
 from tagging.selectors import tag_slots_for
@@ -249,10 +249,11 @@ def export_write(
     total = plan.count(cases)
     if on_total:
         on_total(total)
-    if job.format == ExportFormat.CSV and pushdown_enabled():
-        written = csv_copy_write(
+    if pushdown_enabled():
+        written = copy_write(
             plan=plan,
             cases=cases,
+            format=job.format,
             stream=stream,
             timezone=org.timezone,
             now=generated,

@@ -1,31 +1,35 @@
-"""SQL for an export's cells on PostgreSQL: each column renders its CSV text in the database.
+"""SQL for an export's cells on PostgreSQL: each column renders its CSV or JSON text in the
+database, so COPY can stream whole files (``exports.pushdown``).
 
-The Python row function (``exports.rows``) is the reference; every expression here gives
-the same text the CSV writer would write for the value the Python path reads, so the
-pushdown path (``exports.pushdown``) writes the same bytes. The rules mirrored, column type
-by column type:
+The Python row function (``exports.rows``) and the writers are the reference; every
+expression here gives the text the CSV or JSONL writer would write for the value the
+Python path reads, so both paths write the same bytes. The rules mirrored:
 
-- text: as stored, empty as empty, formula neutralisation (OWASP): a leading ``= + - @``,
-  tab, CR or LF gets a ``'`` in front;
-- choices: the label of a known value, else the value (neutralised);
-- datetimes: ISO 8601 in the organization's zone with the offset, microseconds only when
-  present (``datetime.isoformat``); the connection's ``TimeZone`` is set to the zone;
-- booleans ``Yes``/``No``; integers and decimals as their digits (never neutralised);
-- tag values from JSON follow ``tagging.formatting``: JSON numbers as Python prints them
-  (``1500.0`` → ``1500``), numeric strings in number tags through ``Decimal``'s grammar,
-  ``true``/``yes``/``1``… in boolean tags, lists joined with ``"; "``.
+- text as stored; choices by label (else the stored value); datetimes as
+  ``datetime.isoformat()`` in the organization's zone (the connection's ``TimeZone``);
+  booleans, integers and decimals as their digits;
+- CSV: empty as empty, ``Yes``/``No``, and formula neutralisation (OWASP): text starting
+  with ``= + - @``, tab, CR or LF gets a ``'`` in front; numbers are never prefixed;
+- JSONL: ``null``, ``true``/``false``, strings escaped as ``json.dumps`` does (PostgreSQL's
+  ``to_json`` escapes the same characters the same way), decimals as bare numbers;
+- tag values from JSON follow ``tagging.formatting``: JSON numbers as Python holds them
+  (an integer literal exact, a float literal as ``float``), numeric strings in number tags
+  through ``Decimal``'s grammar, ``true``/``yes``/``1``… in boolean tags, lists joined
+  with ``"; "``.
 
-Values are named parameters bound by psycopg on the client, never formatted into the
-SQL text. Known differences from the Python path, all outside realistic case data: JSON
-objects inside tags (PostgreSQL orders object keys differently), lists nested in lists,
-fractional floats between 10^15 and 10^16 or integral floats from 10^16 on written with an
-exponent, ``-0.0`` in a numeric string, and whitespace other than ASCII around numbers.
+Values are named parameters bound by psycopg, never formatted into the SQL text. Known
+differences from the Python path, all outside realistic case data (jsonb keeps no literal
+form): JSON objects inside tags (PostgreSQL orders object keys differently), lists nested
+in lists, whole numbers written with an exponent (``1e3``), fractional floats between
+10^15 and 10^16 and whole floats beyond 2^53, ``-0.0`` in a numeric string, and whitespace
+other than ASCII around numbers.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r", "\n")
 TRUE_WORDS = ("true", "yes", "y", "1", "on")
@@ -33,13 +37,20 @@ FALSE_WORDS = ("false", "no", "n", "0", "off")
 # Decimal's grammar (digits with single underscores between them), on the trimmed text.
 # Exponents are capped at four digits: PostgreSQL's numeric overflows where Python's does not.
 NUMERIC_RE = r"^[+-]?([0-9](_?[0-9])*(\.([0-9](_?[0-9])*)?)?|\.[0-9](_?[0-9])*)([eE][+-]?[0-9]{1,4})?$"
+SqlFormat = Literal["csv", "jsonl"]
 
 
 class SqlBuilder:
-    """Collects the named parameters of a query while its text is assembled."""
+    """Collects the named parameters of a query while its text is assembled, and renders
+    typed SQL values as the cells of one file format (text; NULL is an empty CSV cell)."""
 
-    def __init__(self) -> None:
+    def __init__(self, format: SqlFormat = "csv") -> None:
+        self.format = format
         self.params: dict[str, Any] = {}
+
+    @property
+    def csv(self) -> bool:
+        return self.format == "csv"
 
     def param(self, value: Any) -> str:
         """A placeholder for ``value`` (named, so an expression may be repeated)."""
@@ -47,37 +58,65 @@ class SqlBuilder:
         self.params[name] = value
         return f"%({name})s"
 
-    # --- cell renderings (text or NULL) ---------------------------------------------------
+    # --- typed values ---------------------------------------------------------------------
 
-    def text(self, ref: str) -> str:
-        """Stored text, empty as NULL, neutralised."""
-        return neutralise(f"NULLIF({ref}, '')")
+    def text(self, ref: str, *, empty_is_null: bool = False) -> str:
+        """Stored text. An empty string is an empty CSV cell either way; in JSON it stays
+        ``""`` unless the Python path reads it as missing (``empty_is_null``)."""
+        if self.csv:
+            return neutralise(f"NULLIF({ref}, '')")
+        value = f"NULLIF({ref}, '')" if empty_is_null else ref
+        return f"coalesce(to_json({value})::text, 'null')"
 
     def choice(self, ref: str, labels: Mapping[str, str]) -> str:
-        """The label of a known value, else the value itself (neutralised)."""
+        """The label of a known value, else the value itself; empty is missing."""
+        rendered = (lambda text: text) if self.csv else _json_string
         whens = " ".join(
-            f"WHEN {ref} = {self.param(value)} THEN {self.param(label)}" for value, label in labels.items()
+            f"WHEN {ref} = {self.param(value)} THEN {self.param(rendered(label))}" for value, label in labels.items()
         )
-        return f"CASE WHEN {ref} IS NULL OR {ref} = '' THEN NULL {whens} ELSE {neutralise(ref)} END"
+        other = neutralise(ref) if self.csv else f"to_json({ref})::text"
+        return f"CASE WHEN {ref} IS NULL OR {ref} = '' THEN {self._null} {whens} ELSE {other} END"
 
-    @staticmethod
-    def datetime(ref: str) -> str:
-        """``datetime.isoformat()`` of the value in the connection's zone.
+    def datetime(self, ref: str) -> str:
+        """``datetime.isoformat()`` in the connection's zone: one ``to_char``, where a zero
+        microsecond part (which ``isoformat`` leaves out) is the only ``.000000``."""
+        iso = f"replace(to_char({ref}, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM'), '.000000', '')"
+        return iso if self.csv else f"coalesce('\"' || {iso} || '\"', 'null')"
 
-        One ``to_char``; a zero microsecond part (which ``isoformat`` leaves out) is the only
-        place ``.000000`` can appear.
-        """
-        return f"replace(to_char({ref}, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM'), '.000000', '')"
+    def boolean(self, condition: str) -> str:
+        yes, no = ("'Yes'", "'No'") if self.csv else ("'true'", "'false'")
+        return f"CASE WHEN {condition} THEN {yes} WHEN NOT {condition} THEN {no} ELSE {self._null} END"
 
-    @staticmethod
-    def boolean(ref: str) -> str:
-        return f"CASE WHEN {ref} THEN 'Yes' WHEN NOT {ref} THEN 'No' END"
+    def number(self, ref: str) -> str:
+        """An integer or a decimal: its digits (a bare JSON number)."""
+        return f"({ref})::text" if self.csv else f"coalesce(({ref})::text, 'null')"
 
-    @staticmethod
-    def number(ref: str) -> str:
-        return f"({ref})::text"
+    @property
+    def _null(self) -> str:
+        return "NULL" if self.csv else "'null'"
 
-    # --- JSON (tag values) ----------------------------------------------------------------
+    def _string(self, text: str) -> str:
+        """Text that is a string cell: neutralised in CSV, a JSON string in JSONL."""
+        return neutralise(text) if self.csv else f"to_json({text})::text"
+
+    # --- tags on plain fields ---------------------------------------------------------------
+
+    def tag_field(self, ref: str, kind: str | None, data_type: str) -> str | None:
+        """A tag reading a plain field of ``kind`` (a Django field class); None: Python only."""
+        if data_type == "text" and kind in ("CharField", "TextField"):
+            return self.text(ref, empty_is_null=True)
+        if data_type == "text" and kind == "DateTimeField":
+            return self.datetime(ref)
+        if data_type == "text" and kind == "BooleanField":
+            yes_no = f"CASE WHEN {ref} THEN 'Yes' WHEN NOT {ref} THEN 'No' END"
+            return yes_no if self.csv else f"coalesce(to_json({yes_no})::text, 'null')"
+        if data_type == "boolean" and kind == "BooleanField":
+            return self.boolean(ref)
+        if data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
+            return self.number(ref)
+        return None
+
+    # --- tags on JSON -----------------------------------------------------------------------
 
     def json_at(self, document: str, keys: Sequence[str]) -> str:
         """The JSON value at ``keys`` (NULL when missing), walking objects only.
@@ -95,18 +134,29 @@ class SqlBuilder:
         return value
 
     @staticmethod
-    def json_number_text(value: str) -> str:
-        """A JSON number as ``as_text`` prints the Python value ``json.loads`` makes of it.
+    def _float_literal(raw: str) -> str:
+        """Whether the JSON number ``raw`` (jsonb's text of it) came from a float literal."""
+        return f"position('.' in {raw}) > 0"
 
-        An integer literal keeps its digits; a float literal prints like ``float``: whole
-        values below 10^16 without ``.0``, others as ``repr``.
-        """
+    def json_number_text(self, value: str) -> str:
+        """A JSON number as ``as_text`` prints the value ``json.loads`` makes of it: an
+        integer literal exact, a float whole below 10^16 without ``.0``, else ``repr``."""
         raw = f"({value} #>> '{{}}')"
-        as_float = f"({raw})::float8"
+        number = f"({raw})::float8"
         return (
-            f"CASE WHEN position('.' in {raw}) = 0 THEN {raw} "
-            f"WHEN {as_float} = trunc({as_float}) AND abs({as_float}) < 1e16 THEN trunc({as_float})::bigint::text "
-            f"ELSE {as_float}::text END"
+            f"CASE WHEN NOT {self._float_literal(raw)} THEN {raw} "
+            f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text "
+            f"ELSE {number}::text END"
+        )
+
+    def json_number_repr(self, value: str) -> str:
+        """A JSON number as the JSONL writer writes the Python value: ``repr``."""
+        raw = f"({value} #>> '{{}}')"
+        number = f"({raw})::float8"
+        return (
+            f"CASE WHEN NOT {self._float_literal(raw)} THEN {raw} "
+            f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text || '.0' "
+            f"ELSE {number}::text END"
         )
 
     def json_scalar_text(self, value: str) -> str:
@@ -119,7 +169,8 @@ class SqlBuilder:
         )
 
     def json_text(self, value: str) -> str:
-        """``as_text`` of any JSON value: lists joined with ``"; "``, nulls in them left out."""
+        """``as_text`` of any JSON value: lists joined with ``"; "``, nulls in them left out
+        (an empty list gives NULL here where ``as_text`` gives ``""``)."""
         return (
             f"CASE WHEN jsonb_typeof({value}) = 'array' THEN "
             f"(SELECT string_agg({self.json_scalar_text('e.v')}, '; ' ORDER BY e.o) "
@@ -128,20 +179,43 @@ class SqlBuilder:
         )
 
     def tag_json(self, value: str, data_type: str) -> str | None:
-        """A tag's CSV text from its JSON value, by the tag's data type (None: not in SQL)."""
+        """A tag's cell from its JSON value, by the tag's data type (None: Python only)."""
         empty = f"{value} IS NULL OR jsonb_typeof({value}) = 'null' OR {value} = '\"\"'::jsonb"
-        if data_type == "text" or data_type == "list":
-            rendered = neutralise(f"NULLIF({self.json_text(value)}, '')")
+        if data_type == "text":
+            # as_text of anything is a string; of an empty list "" (an empty CSV cell).
+            rendered = (
+                neutralise(f"NULLIF({self.json_text(value)}, '')")
+                if self.csv
+                else f"to_json(coalesce({self.json_text(value)}, ''))::text"
+            )
+        elif data_type == "list":
+            joined = f"NULLIF({self.json_text(value)}, '')"
+            rendered = (
+                neutralise(joined)
+                if self.csv
+                else (
+                    f"CASE WHEN jsonb_typeof({value}) = 'array' THEN coalesce(to_json({joined})::text, 'null') "
+                    f"ELSE to_json(coalesce({self.json_text(value)}, ''))::text END"
+                )
+            )
         elif data_type == "number":
             rendered = self._tag_number(value)
         elif data_type == "boolean":
             rendered = self._tag_boolean(value)
         else:
             return None
-        return f"CASE WHEN {empty} THEN NULL ELSE {rendered} END"
+        return f"CASE WHEN {empty} THEN {self._null} ELSE {rendered} END"
+
+    def _as_text_string(self, value: str) -> str:
+        """``as_text`` of an array or object, as a string cell."""
+        return (
+            neutralise(f"NULLIF({self.json_text(value)}, '')")
+            if self.csv
+            else f"to_json(coalesce({self.json_text(value)}, ''))::text"
+        )
 
     def _tag_number(self, value: str) -> str:
-        """``tagging.formatting._to_number`` then the CSV cell: numbers bare, text neutralised."""
+        """``tagging.formatting._to_number``: numbers bare, anything else a string cell."""
         string = f"({value} #>> '{{}}')"
         trimmed = f"replace(regexp_replace({string}, '^\\s+|\\s+$', '', 'g'), ',', '')"
         digits = f"replace({trimmed}, '_', '')::numeric"
@@ -149,33 +223,40 @@ class SqlBuilder:
             f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) "
             f"THEN trunc({digits})::text ELSE {digits}::text END"
         )
+        number = self.json_number_text(value) if self.csv else self.json_number_repr(value)
         return (
             f"CASE jsonb_typeof({value}) "
-            f"WHEN 'number' THEN {self.json_number_text(value)} "
+            f"WHEN 'number' THEN {number} "
             f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN '1' ELSE '0' END "
             f"WHEN 'string' THEN CASE WHEN {trimmed} ~ {self.param(NUMERIC_RE)} THEN {parsed} "
-            f"ELSE {neutralise(string)} END "
-            f"ELSE {neutralise(f'NULLIF({self.json_text(value)}, {chr(39) * 2})')} END"
+            f"ELSE {self._string(string)} END "
+            f"ELSE {self._as_text_string(value)} END"
         )
 
     def _tag_boolean(self, value: str) -> str:
-        """``tagging.formatting._to_boolean`` then the CSV cell."""
+        """``tagging.formatting._to_boolean``: a boolean, or anything else as a string cell."""
         string = f"({value} #>> '{{}}')"
         word = f"lower(regexp_replace({string}, '^\\s+|\\s+$', '', 'g'))"
         number = f"({string})::numeric"
+        yes, no = ("'Yes'", "'No'") if self.csv else ("'true'", "'false'")
         return (
             f"CASE jsonb_typeof({value}) "
-            f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN 'Yes' ELSE 'No' END "
-            f"WHEN 'number' THEN CASE WHEN {number} = 1 THEN 'Yes' WHEN {number} = 0 THEN 'No' "
-            f"ELSE {neutralise(self.json_number_text(value))} END "
-            f"WHEN 'string' THEN CASE WHEN {word} = ANY({self.param(list(TRUE_WORDS))}::text[]) THEN 'Yes' "
-            f"WHEN {word} = ANY({self.param(list(FALSE_WORDS))}::text[]) THEN 'No' "
-            f"ELSE {neutralise(string)} END "
-            f"ELSE {neutralise(f'NULLIF({self.json_text(value)}, {chr(39) * 2})')} END"
+            f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN {yes} ELSE {no} END "
+            f"WHEN 'number' THEN CASE WHEN {number} = 1 THEN {yes} WHEN {number} = 0 THEN {no} "
+            f"ELSE {self._string(self.json_number_text(value))} END "
+            f"WHEN 'string' THEN CASE WHEN {word} = ANY({self.param(list(TRUE_WORDS))}::text[]) THEN {yes} "
+            f"WHEN {word} = ANY({self.param(list(FALSE_WORDS))}::text[]) THEN {no} "
+            f"ELSE {self._string(string)} END "
+            f"ELSE {self._as_text_string(value)} END"
         )
 
 
 def neutralise(text: str) -> str:
     """Prefix text a spreadsheet would run as a formula with ``'`` (OWASP)."""
-    firsts = ", ".join(f"chr({ord(c)})" for c in FORMULA_FIRST)
-    return f"CASE WHEN left({text}, 1) IN ({firsts}) THEN '''' || {text} ELSE {text} END"
+    codes = ", ".join(str(ord(c)) for c in FORMULA_FIRST)
+    return f"CASE WHEN ascii({text}) IN ({codes}) THEN '''' || {text} ELSE {text} END"
+
+
+def _json_string(text: str) -> str:
+    """A JSON string as the JSONL writer writes it (``json.dumps``, non-ASCII kept)."""
+    return json.dumps(text, ensure_ascii=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import threading
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from django.core.management import call_command
 from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
 from exports import pushdown
 from exports.filters import cases_filtered
-from exports.pushdown import csv_query
+from exports.pushdown import export_query
 from exports.rows import RowPlan
 from exports.services import ExportCancelled, export_job_create, export_job_run, exports_storage
 from organizations.models import Organization
@@ -157,9 +158,9 @@ def _seed() -> Organization:
     return org
 
 
-def _export(org: Organization, settings, pushdown: bool, columns: dict) -> bytes:
+def _export(org: Organization, settings, pushdown: bool, columns: dict, fmt: str = "csv") -> bytes:
     settings.EXPORT_SQL_PUSHDOWN = pushdown
-    job = export_job_create(organization=org, dataset="cases", format="csv", columns=columns, enqueue_run=False)
+    job = export_job_create(organization=org, dataset="cases", format=fmt, columns=columns, enqueue_run=False)
     export_job_run(job_id=str(job.pk))
     job.refresh_from_db()
     assert job.status == "completed", job.error
@@ -167,6 +168,7 @@ def _export(org: Organization, settings, pushdown: bool, columns: dict) -> bytes
         return handle.read()
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 @pytest.mark.parametrize(
     "columns",
     [
@@ -174,16 +176,26 @@ def _export(org: Organization, settings, pushdown: bool, columns: dict) -> bytes
         {"include_investigations": False, "core": ["reference", "created_at", "investigation_count", "is_overdue"]},
     ],
 )
-def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, columns):
+def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, columns, fmt):
     org = _seed()
     snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
     plan = RowPlan(dataset="cases", options=columns, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
-    assert csv_query(plan, cases, now=dt.datetime.now(dt.UTC)) is not None  # every column renders in SQL
+    assert export_query(plan, cases, format=fmt, now=dt.datetime.now(dt.UTC)) is not None  # all in SQL
 
-    reference = _export(org, settings, pushdown=False, columns=columns)
-    pushed = _export(org, settings, pushdown=True, columns=columns)
+    reference = _export(org, settings, pushdown=False, columns=columns, fmt=fmt)
+    pushed = _export(org, settings, pushdown=True, columns=columns, fmt=fmt)
 
+    if fmt == "jsonl":
+        ours, theirs = pushed.decode().splitlines(), reference.decode().splitlines()
+        assert len(ours) == len(theirs) == len(JSON_VALUES)
+        for line, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            mine, expected = json.loads(a), json.loads(b)
+            for key in expected:
+                assert mine[key] == expected[key], f"line {line}, {key}: {mine[key]!r} != {expected[key]!r}"
+            assert a == b, f"line {line}"
+        assert pushed == reference
+        return
     assert pushed.startswith(b"\xef\xbb\xbf")
     if pushed != reference:  # show the first differing cell, not two blobs
         ours = list(csv.reader(io.StringIO(pushed.decode("utf-8-sig"), newline="")))
@@ -222,7 +234,7 @@ def test_a_tag_the_sql_cannot_render_falls_back_to_the_python_path(settings):
     snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
     plan = RowPlan(dataset="cases", options={}, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
-    assert csv_query(plan, cases, now=dt.datetime.now(dt.UTC)) is None
+    assert export_query(plan, cases, format="csv", now=dt.datetime.now(dt.UTC)) is None
     assert _export(org, settings, pushdown=True, columns={}) == _export(org, settings, pushdown=False, columns={})
 
 
@@ -231,9 +243,10 @@ def test_seeded_demo_data_is_the_same_both_ways(settings):
     call_command("seed_demo", "--org", "demo", "--cases", "3000", "--no-users", "--anchor", "2026-06-30")
     org = Organization.objects.get(slug="demo")
     columns = {"max_investigations": 3, "include_overflow": True}
-    assert _export(org, settings, pushdown=True, columns=columns) == _export(
-        org, settings, pushdown=False, columns=columns
-    )
+    for fmt in ("csv", "jsonl"):
+        assert _export(org, settings, pushdown=True, columns=columns, fmt=fmt) == _export(
+            org, settings, pushdown=False, columns=columns, fmt=fmt
+        )
 
 
 def test_parts_written_on_several_connections_join_in_order(settings, monkeypatch):
@@ -260,9 +273,10 @@ def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
         raise ExportCancelled
 
     with (tmp_path / "out.csv").open("wb") as out, pytest.raises(ExportCancelled):
-        pushdown.csv_copy_write(
+        pushdown.copy_write(
             plan=plan,
             cases=cases,
+            format="csv",
             stream=out,
             timezone=ZONE,
             now=dt.datetime.now(dt.UTC),
