@@ -1,5 +1,5 @@
-"""CSV and JSONL exports at database speed on PostgreSQL: the whole row rendered in SQL,
-streamed by COPY.
+"""CSV, JSONL and Parquet exports at database speed on PostgreSQL: the whole row rendered
+in SQL, streamed by COPY.
 
 The export's compiled columns (``exports.columns``) each give their CSV text as a SQL
 expression (``exports.sql``); the case filters are the queryset's own WHERE clause. One
@@ -24,14 +24,19 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
 from cases.models import RIU, Case, Investigation
+from exports.columns_base import ColumnGroup, ColumnType
 from exports.rows import RowPlan
 from exports.sql import SqlBuilder, SqlFormat
 from exports.writers.cells import spreadsheet_text
+from exports.writers.parquet_writer import ParquetWriter, arrow_type
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
@@ -194,14 +199,15 @@ def copy_write(
     total: int,
     on_progress: Callable[[int], None] | None = None,
 ) -> int | None:
-    """Write a CSV or JSONL file through COPY; returns the row count, or None when the
-    export cannot be pushed down (nothing is written then).
+    """Write a CSV, JSONL or Parquet file through COPY; returns the row count, or None
+    when the export cannot be pushed down (nothing is written then).
 
     Large files are cut into parts at ``(created_at, id)`` boundaries, each written by its
     own connection (a PostgreSQL backend each: the work is the database's); the parts are
     joined in order. This thread only gathers progress, so a cancel is noticed in time.
+    Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups.
     """
-    if format not in ("csv", "jsonl") or export_query(plan, cases, format=format, now=now) is None:
+    if format not in ("csv", "jsonl", "parquet") or export_query(plan, cases, format=format, now=now) is None:
         return None
     if format == "csv":
         header = io.StringIO()
@@ -228,7 +234,12 @@ def copy_write(
                 raise writer.error
         for writer in writers:
             writer.output.seek(0)
-            shutil.copyfileobj(writer.output, stream, 1 << 20)
+        if format == "parquet":
+            rows = _parquet_from_parts(plan, [writer.output for writer in writers], stream, timezone)
+        else:
+            for writer in writers:
+                shutil.copyfileobj(writer.output, stream, 1 << 20)
+            rows = sum(writer.rows for writer in writers)
     finally:
         for writer in writers:
             writer.stop.set()
@@ -236,9 +247,62 @@ def copy_write(
             if writer.ident is not None:
                 writer.join()
             writer.output.close()
-    rows = sum(writer.rows for writer in writers)
     if on_progress is not None:
         on_progress(rows)
+    return rows
+
+
+def _parquet_from_parts(plan: RowPlan, parts: list[Any], stream: BinaryIO, timezone: str) -> int:
+    """Turn the parts' typed CSV into a Parquet file as the Parquet writer lays it out:
+    the same schema (datetimes in the organization's zone once the first rows hold one),
+    row groups of ``ParquetWriter.row_group_rows``."""
+    columns = plan.columns
+    datetimes = [c.key for c in columns if c.group != ColumnGroup.TAG and c.type == ColumnType.DATETIME]
+    read_types = {c.key: pa.int64() if c.key in datetimes else arrow_type(c, "UTC") for c in columns}
+    options = {
+        "read_options": pacsv.ReadOptions(column_names=[c.key for c in columns], block_size=2 << 20),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=read_types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    }
+    batches = (batch for part in parts for batch in pacsv.open_csv(part, **options))
+    head: list[pa.RecordBatch] = []
+    seen = 0
+    while seen < ParquetWriter.batch_rows and (batch := next(batches, None)) is not None:
+        head.append(batch)
+        seen += batch.num_rows
+    # The Parquet writer names the zone of the first datetime among its first rows.
+    first = pa.Table.from_batches(head, schema=head[0].schema).slice(0, ParquetWriter.batch_rows) if head else None
+    found = first is not None and any(first.column(key).null_count < first.num_rows for key in datetimes)
+    zone = timezone if found else "UTC"
+    schema = pa.schema([pa.field(c.key, arrow_type(c, zone)) for c in columns])
+
+    def typed(batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = [
+            batch.column(i).cast(schema.field(i).type) if c.key in datetimes else batch.column(i)
+            for i, c in enumerate(columns)
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    rows = 0
+    with pq.ParquetWriter(stream, schema, compression=ParquetWriter.compression) as writer:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in itertools.chain(head, batches):
+            pending.append(typed(batch))
+            pending_rows += batch.num_rows
+            rows += batch.num_rows
+            if pending_rows >= ParquetWriter.row_group_rows:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
+                pending, pending_rows = [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
     return rows
 
 
@@ -275,6 +339,8 @@ class _PartWriter(threading.Thread):
                     )
                     if self.format == "csv":
                         _copy_csv(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
+                    elif self.format == "parquet":  # typed CSV for pyarrow: NULL unquoted, "" quoted
+                        _copy_lines(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
                     else:
                         # A JSON line never holds a raw control character: with \x01 as the
                         # quote and \x02 as the delimiter, COPY writes each line as it is.

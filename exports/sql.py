@@ -37,12 +37,14 @@ FALSE_WORDS = ("false", "no", "n", "0", "off")
 # Decimal's grammar (digits with single underscores between them), on the trimmed text.
 # Exponents are capped at four digits: PostgreSQL's numeric overflows where Python's does not.
 NUMERIC_RE = r"^[+-]?([0-9](_?[0-9])*(\.([0-9](_?[0-9])*)?)?|\.[0-9](_?[0-9])*)([eE][+-]?[0-9]{1,4})?$"
-SqlFormat = Literal["csv", "jsonl"]
+SqlFormat = Literal["csv", "jsonl", "parquet"]
 
 
 class SqlBuilder:
     """Collects the named parameters of a query while its text is assembled, and renders
-    typed SQL values as the cells of one file format (text; NULL is an empty CSV cell)."""
+    typed SQL values as the cells of one file format: CSV text (NULL is an empty cell),
+    JSON text, or for Parquet the typed values themselves (datetimes as epoch
+    microseconds, tags as the text the Parquet writer stores, never neutralised)."""
 
     def __init__(self, format: SqlFormat = "csv") -> None:
         self.format = format
@@ -51,6 +53,18 @@ class SqlBuilder:
     @property
     def csv(self) -> bool:
         return self.format == "csv"
+
+    @property
+    def typed(self) -> bool:
+        return self.format == "parquet"
+
+    def _cell_text(self, text: str) -> str:
+        """Text as a string cell: neutralised for a spreadsheet (CSV), as it is for Parquet."""
+        return neutralise(text) if self.csv else text
+
+    def _empty_text(self, text: str) -> str:
+        """``as_text`` that may be "": an empty CSV cell, an empty Parquet string."""
+        return neutralise(f"NULLIF({text}, '')") if self.csv else f"coalesce({text}, '')"
 
     def param(self, value: Any) -> str:
         """A placeholder for ``value`` (named, so an expression may be repeated)."""
@@ -66,54 +80,66 @@ class SqlBuilder:
         if self.csv:
             return neutralise(f"NULLIF({ref}, '')")
         value = f"NULLIF({ref}, '')" if empty_is_null else ref
-        return f"coalesce(to_json({value})::text, 'null')"
+        return value if self.typed else f"coalesce(to_json({value})::text, 'null')"
 
     def choice(self, ref: str, labels: Mapping[str, str]) -> str:
         """The label of a known value, else the value itself; empty is missing."""
-        rendered = (lambda text: text) if self.csv else _json_string
+        rendered = _json_string if self.format == "jsonl" else (lambda text: text)
         whens = " ".join(
             f"WHEN {ref} = {self.param(value)} THEN {self.param(rendered(label))}" for value, label in labels.items()
         )
-        other = neutralise(ref) if self.csv else f"to_json({ref})::text"
+        other = {"csv": neutralise(ref), "jsonl": f"to_json({ref})::text", "parquet": ref}[self.format]
         return f"CASE WHEN {ref} IS NULL OR {ref} = '' THEN {self._null} {whens} ELSE {other} END"
 
     def datetime(self, ref: str) -> str:
         """``datetime.isoformat()`` in the connection's zone: one ``to_char``, where a zero
         microsecond part (which ``isoformat`` leaves out) is the only ``.000000``."""
-        iso = f"replace(to_char({ref}, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM'), '.000000', '')"
-        return iso if self.csv else f"coalesce('\"' || {iso} || '\"', 'null')"
+        if self.typed:
+            return f"(extract(epoch FROM {ref}) * 1000000)::bigint"
+        return self._iso(ref) if self.csv else f"coalesce('\"' || {self._iso(ref)} || '\"', 'null')"
+
+    @staticmethod
+    def _iso(ref: str) -> str:
+        return f"replace(to_char({ref}, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM'), '.000000', '')"
 
     def boolean(self, condition: str) -> str:
+        if self.typed:
+            return f"({condition})"
         yes, no = ("'Yes'", "'No'") if self.csv else ("'true'", "'false'")
         return f"CASE WHEN {condition} THEN {yes} WHEN NOT {condition} THEN {no} ELSE {self._null} END"
 
     def number(self, ref: str) -> str:
         """An integer or a decimal: its digits (a bare JSON number)."""
+        if self.typed:
+            return f"({ref})"
         return f"({ref})::text" if self.csv else f"coalesce(({ref})::text, 'null')"
 
     @property
     def _null(self) -> str:
-        return "NULL" if self.csv else "'null'"
+        return "'null'" if self.format == "jsonl" else "NULL"
 
     def _string(self, text: str) -> str:
         """Text that is a string cell: neutralised in CSV, a JSON string in JSONL."""
-        return neutralise(text) if self.csv else f"to_json({text})::text"
+        return f"to_json({text})::text" if self.format == "jsonl" else self._cell_text(text)
 
     # --- tags on plain fields ---------------------------------------------------------------
 
     def tag_field(self, ref: str, kind: str | None, data_type: str) -> str | None:
-        """A tag reading a plain field of ``kind`` (a Django field class); None: Python only."""
+        """A tag reading a plain field of ``kind`` (a Django field class); None: Python only.
+
+        Parquet stores every tag as the text ``as_text`` makes of its value.
+        """
+        yes_no = f"CASE WHEN {ref} THEN 'Yes' WHEN NOT {ref} THEN 'No' END"
         if data_type == "text" and kind in ("CharField", "TextField"):
             return self.text(ref, empty_is_null=True)
         if data_type == "text" and kind == "DateTimeField":
-            return self.datetime(ref)
+            return self._iso(ref) if self.typed else self.datetime(ref)
         if data_type == "text" and kind == "BooleanField":
-            yes_no = f"CASE WHEN {ref} THEN 'Yes' WHEN NOT {ref} THEN 'No' END"
-            return yes_no if self.csv else f"coalesce(to_json({yes_no})::text, 'null')"
+            return f"coalesce(to_json({yes_no})::text, 'null')" if self.format == "jsonl" else yes_no
         if data_type == "boolean" and kind == "BooleanField":
-            return self.boolean(ref)
+            return yes_no if self.typed else self.boolean(ref)
         if data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
-            return self.number(ref)
+            return f"({ref})::text" if self.typed else self.number(ref)
         return None
 
     # --- tags on JSON -----------------------------------------------------------------------
@@ -183,21 +209,16 @@ class SqlBuilder:
         empty = f"{value} IS NULL OR jsonb_typeof({value}) = 'null' OR {value} = '\"\"'::jsonb"
         if data_type == "text":
             # as_text of anything is a string; of an empty list "" (an empty CSV cell).
-            rendered = (
-                neutralise(f"NULLIF({self.json_text(value)}, '')")
-                if self.csv
-                else f"to_json(coalesce({self.json_text(value)}, ''))::text"
-            )
+            rendered = self._as_text_string(value)
         elif data_type == "list":
-            joined = f"NULLIF({self.json_text(value)}, '')"
-            rendered = (
-                neutralise(joined)
-                if self.csv
-                else (
-                    f"CASE WHEN jsonb_typeof({value}) = 'array' THEN coalesce(to_json({joined})::text, 'null') "
-                    f"ELSE to_json(coalesce({self.json_text(value)}, ''))::text END"
+            joined = f"NULLIF({self.json_text(value)}, '')"  # an empty list is no value
+            if self.csv:
+                rendered = neutralise(joined)
+            else:
+                as_list = joined if self.typed else f"coalesce(to_json({joined})::text, 'null')"
+                rendered = (
+                    f"CASE WHEN jsonb_typeof({value}) = 'array' THEN {as_list} ELSE {self._as_text_string(value)} END"
                 )
-            )
         elif data_type == "number":
             rendered = self._tag_number(value)
         elif data_type == "boolean":
@@ -207,12 +228,10 @@ class SqlBuilder:
         return f"CASE WHEN {empty} THEN {self._null} ELSE {rendered} END"
 
     def _as_text_string(self, value: str) -> str:
-        """``as_text`` of an array or object, as a string cell."""
-        return (
-            neutralise(f"NULLIF({self.json_text(value)}, '')")
-            if self.csv
-            else f"to_json(coalesce({self.json_text(value)}, ''))::text"
-        )
+        """``as_text`` of any JSON value, as a string cell."""
+        if self.format == "jsonl":
+            return f"to_json(coalesce({self.json_text(value)}, ''))::text"
+        return self._empty_text(self.json_text(value))
 
     def _tag_number(self, value: str) -> str:
         """``tagging.formatting._to_number``: numbers bare, anything else a string cell."""
@@ -223,7 +242,7 @@ class SqlBuilder:
             f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) "
             f"THEN trunc({digits})::text ELSE {digits}::text END"
         )
-        number = self.json_number_text(value) if self.csv else self.json_number_repr(value)
+        number = self.json_number_repr(value) if self.format == "jsonl" else self.json_number_text(value)
         return (
             f"CASE jsonb_typeof({value}) "
             f"WHEN 'number' THEN {number} "
@@ -238,7 +257,7 @@ class SqlBuilder:
         string = f"({value} #>> '{{}}')"
         word = f"lower(regexp_replace({string}, '^\\s+|\\s+$', '', 'g'))"
         number = f"({string})::numeric"
-        yes, no = ("'Yes'", "'No'") if self.csv else ("'true'", "'false'")
+        yes, no = ("'true'", "'false'") if self.format == "jsonl" else ("'Yes'", "'No'")
         return (
             f"CASE jsonb_typeof({value}) "
             f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN {yes} ELSE {no} END "

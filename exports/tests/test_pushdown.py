@@ -9,6 +9,7 @@ import json
 import threading
 from decimal import Decimal
 
+import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
@@ -168,7 +169,7 @@ def _export(org: Organization, settings, pushdown: bool, columns: dict, fmt: str
         return handle.read()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 @pytest.mark.parametrize(
     "columns",
     [
@@ -186,6 +187,14 @@ def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, column
     reference = _export(org, settings, pushdown=False, columns=columns, fmt=fmt)
     pushed = _export(org, settings, pushdown=True, columns=columns, fmt=fmt)
 
+    if fmt == "parquet":
+        mine, expected = pq.read_table(io.BytesIO(pushed)), pq.read_table(io.BytesIO(reference))
+        assert mine.schema.equals(expected.schema, check_metadata=True), (mine.schema, expected.schema)
+        for name in expected.column_names:
+            assert mine.column(name).to_pylist() == expected.column(name).to_pylist(), name
+        assert mine.equals(expected, check_metadata=True)
+        assert mine.num_rows == len(JSON_VALUES)
+        return
     if fmt == "jsonl":
         ours, theirs = pushed.decode().splitlines(), reference.decode().splitlines()
         assert len(ours) == len(theirs) == len(JSON_VALUES)
@@ -243,6 +252,11 @@ def test_seeded_demo_data_is_the_same_both_ways(settings):
     call_command("seed_demo", "--org", "demo", "--cases", "3000", "--no-users", "--anchor", "2026-06-30")
     org = Organization.objects.get(slug="demo")
     columns = {"max_investigations": 3, "include_overflow": True}
+    mine, expected = (
+        pq.read_table(io.BytesIO(_export(org, settings, pushdown=flag, columns=columns, fmt="parquet")))
+        for flag in (True, False)
+    )
+    assert mine.equals(expected, check_metadata=True)
     for fmt in ("csv", "jsonl"):
         assert _export(org, settings, pushdown=True, columns=columns, fmt=fmt) == _export(
             org, settings, pushdown=False, columns=columns, fmt=fmt
