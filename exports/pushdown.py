@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -207,7 +207,10 @@ def copy_write(
     joined in order. This thread only gathers progress, so a cancel is noticed in time.
     Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups.
     """
-    if format not in ("csv", "jsonl", "parquet") or export_query(plan, cases, format=format, now=now) is None:
+    if format not in ("csv", "jsonl", "parquet"):
+        return None
+    sql_format = cast(SqlFormat, format)
+    if export_query(plan, cases, format=sql_format, now=now) is None:
         return None
     if format == "csv":
         header = io.StringIO()
@@ -215,14 +218,19 @@ def copy_write(
             [spreadsheet_text(column.label) for column in plan.columns]
         )
         stream.write(b"\xef\xbb\xbf" + header.getvalue().encode("utf-8", errors="replace"))
-    parts = _parts(cases, total)
+    # Inside a transaction (a caller's atomic block) other connections would not see its
+    # rows: one part, on this connection. Otherwise parts on connections of their own.
+    in_transaction = connection.in_atomic_block
+    parts = [None, None] if in_transaction else _parts(cases, total)
     writers = []
     for lo, hi in itertools.pairwise(parts):
-        compiled = export_query(plan, cases, format=format, now=now, start=lo, stop=hi)  # type: ignore[arg-type]
+        compiled = export_query(plan, cases, format=sql_format, now=now, start=lo, stop=hi)
         assert compiled is not None  # the same columns rendered above
         writers.append(_PartWriter(compiled, format, timezone))
     try:
-        for writer in writers:
+        if in_transaction:
+            writers[0].run_in_transaction()
+        for writer in writers if not in_transaction else ():
             writer.start()
         while any(writer.is_alive() for writer in writers):
             for writer in writers:
@@ -337,19 +345,35 @@ class _PartWriter(threading.Thread):
                     cursor.execute(
                         "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false)", [self.timezone]
                     )
-                    if self.format == "csv":
-                        _copy_csv(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
-                    elif self.format == "parquet":  # typed CSV for pyarrow: NULL unquoted, "" quoted
-                        _copy_lines(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
-                    else:
-                        # A JSON line never holds a raw control character: with \x01 as the
-                        # quote and \x02 as the delimiter, COPY writes each line as it is.
-                        statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-                        _copy_lines(cursor, statement, self.params, self)
+                    self.copy(cursor)
             finally:
                 own.close()
         except BaseException as exc:  # handed to the caller's thread
             self.error = exc
+
+    def run_in_transaction(self) -> None:
+        """Run on the caller's connection, in the caller's transaction (so the export sees
+        what that transaction sees), restoring the settings it changes for the COPY."""
+        with connection.cursor() as wrapper:
+            cursor = wrapper.cursor
+            cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
+            zone, jit = cursor.fetchone()
+            cursor.execute("SELECT set_config('TimeZone', %s, true), set_config('jit', 'off', true)", [self.timezone])
+            try:
+                self.copy(cursor)
+            finally:
+                cursor.execute("SELECT set_config('TimeZone', %s, true), set_config('jit', %s, true)", [zone, jit])
+
+    def copy(self, cursor: Any) -> None:
+        if self.format == "csv":
+            _copy_csv(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
+        elif self.format == "parquet":  # typed CSV for pyarrow: NULL unquoted, "" quoted
+            _copy_lines(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
+        else:
+            # A JSON line never holds a raw control character: with \x01 as the quote and
+            # \x02 as the delimiter, COPY writes each line as it is.
+            statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+            _copy_lines(cursor, statement, self.params, self)
 
 
 def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter) -> None:
