@@ -63,8 +63,14 @@ check: lint
 	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py check
 
-bench: $(VENV)/.installed-dev
-	$(PY) bench/run_all.py
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[dev,bench]'
+	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed-base
+
+ROWS ?= 100000
+# Every export format on SQLite and PostgreSQL beside its anchor: make bench ROWS=1000000
+bench: $(VENV)/.installed-bench
+	$(PY) bench/run_all.py --cases $(ROWS)
 
 clean:
 	rm -rf var/test_db.sqlite3* .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 ORG = "bench"
+OPTIONS = {"max_investigations": 3, "include_overflow": True}
 EXTRA_TAGS = [
     (8, "Grade band", "case", "custom_fields.hr.employee_grade", "text"),
     (9, "Manager notified", "case", "custom_fields.hr.manager_notified", "boolean"),
@@ -83,12 +85,7 @@ def run_one(fmt: str) -> dict[str, float]:
 
     org = Organization.objects.get(slug=ORG)
     job = export_job_create(
-        organization=org,
-        dataset="cases",
-        format=fmt,
-        source="cli",
-        enqueue_run=False,
-        columns={"max_investigations": 3, "include_overflow": True},
+        organization=org, dataset="cases", format=fmt, source="cli", enqueue_run=False, columns=OPTIONS
     )
     started = time.perf_counter()
     export_job_run(job_id=str(job.pk))
@@ -107,14 +104,13 @@ def run_one(fmt: str) -> dict[str, float]:
     }
 
 
-def baseline() -> dict[str, float]:
-    """The same columns read with no formatting: COPY on PostgreSQL, a cursor loop on SQLite."""
+def _plan_and_query():  # type: ignore[no-untyped-def]
+    """The export's row plan and the SQL of the case columns and investigations it reads."""
     import django
 
     django.setup()
-    from django.db import connection
+    from django.utils import timezone
 
-    from cases.models import Case
     from exports.filters import cases_filtered
     from exports.rows import RowPlan
     from organizations.models import Organization
@@ -122,30 +118,147 @@ def baseline() -> dict[str, float]:
 
     org = Organization.objects.get(slug=ORG)
     snapshot = [t.snapshot() for t in tag_slots_for(organization=org, active_only=True)]
-    from django.utils import timezone
-
-    plan = RowPlan(
-        dataset="cases", options={"max_investigations": 3}, snapshot=snapshot, timezone=org.timezone, now=timezone.now()
-    )
+    plan = RowPlan(dataset="cases", options=OPTIONS, snapshot=snapshot, timezone=org.timezone, now=timezone.now())
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=org.timezone)
-    sql, params = cases.order_by("created_at", "id").values(*plan.case_fields).query.sql_with_params()
+    sql, params = cases.order_by("created_at", "id").values_list(*plan.case_fields).query.sql_with_params()
     inv_sql = "SELECT * FROM cases_investigation WHERE organization_id = %s ORDER BY case_id, number"
-    started = time.perf_counter()
-    rows = 0
+    return plan, [(sql, params), (inv_sql, (org.pk,))]
+
+
+def _raw_blocks(queries):  # type: ignore[no-untyped-def]
+    """The rows of ``queries`` as the database gives them: COPY CSV blocks on PostgreSQL,
+    ``fetchmany`` batches of tuples on SQLite."""
+    from django.db import connection
+
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            raw = cursor.cursor
-            for query, args in ((sql, params), (inv_sql, (org.pk,))):
-                with raw.copy(f"COPY ({raw.mogrify(query, args)}) TO STDOUT") as copy:
-                    for block in copy:
-                        rows += bytes(block).count(b"\n")
-        else:
-            for query, args in ((sql, params), (inv_sql, (org.pk,))):
+        for query, args in queries:
+            if connection.vendor == "postgresql":
+                raw = cursor.cursor
+                with raw.copy(f"COPY ({raw.mogrify(query, args)}) TO STDOUT (FORMAT csv)") as copy:
+                    yield from copy
+            else:
                 cursor.execute(query, args)
                 while batch := cursor.fetchmany(10_000):
-                    rows += len(batch)
-    assert rows >= Case.objects.filter(organization=org).count()
-    return {"rows": rows, "seconds": time.perf_counter() - started, "mb": 0, "rss_mb": peak_rss_mb()}
+                    yield batch
+
+
+def anchor_read() -> dict[str, float]:
+    """The same case columns and investigations read with no formatting: ``COPY (SELECT …)
+    TO STDOUT`` on PostgreSQL, a cursor loop on SQLite. The anchor of CSV and JSONL."""
+    from django.db import connection
+
+    _, queries = _plan_and_query()
+    started = time.perf_counter()
+    rows = size = 0
+    for block in _raw_blocks(queries):
+        if connection.vendor == "postgresql":
+            rows += bytes(block).count(b"\n")
+            size += len(block)
+        else:
+            rows += len(block)
+    return {"rows": rows, "seconds": time.perf_counter() - started, "mb": size / 1e6, "rss_mb": peak_rss_mb()}
+
+
+def anchor_parquet() -> dict[str, float]:
+    """The same case rows read raw and written to Parquet by pyarrow (COPY → pyarrow's CSV
+    reader on PostgreSQL; cursor batches → Arrow on SQLite). The anchor of Parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from django.db import connection
+
+    plan, queries = _plan_and_query()
+    started = time.perf_counter()
+    rows = 0
+    with tempfile.TemporaryFile() as out:
+        writer = None
+        if connection.vendor == "postgresql":
+            with tempfile.TemporaryFile() as raw:
+                for block in _raw_blocks(queries[:1]):
+                    raw.write(block)
+                raw.seek(0)
+                names = list(plan.case_fields)
+                reader = pacsv.open_csv(
+                    raw,
+                    read_options=pacsv.ReadOptions(column_names=names),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                )
+                for batch in reader:
+                    writer = writer or pq.ParquetWriter(out, batch.schema)
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        else:
+            for batch in _raw_blocks(queries[:1]):
+                table = pa.Table.from_pylist([dict(zip(plan.case_fields, row, strict=True)) for row in batch])
+                writer = writer or pq.ParquetWriter(out, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                rows += table.num_rows
+        if writer is not None:
+            writer.close()
+        size = out.tell()
+    return {"rows": rows, "seconds": time.perf_counter() - started, "mb": size / 1e6, "rss_mb": peak_rss_mb()}
+
+
+def anchor_xlsx() -> dict[str, float]:
+    """The same number of rows and columns written by XlsxWriter (``constant_memory``) from
+    the raw case rows, with no per-value formatting. The anchor of XLSX."""
+    import xlsxwriter
+    from django.db import connection
+
+    plan, queries = _plan_and_query()
+    width = len(plan.columns)
+    started = time.perf_counter()
+    rows = 0
+    with tempfile.NamedTemporaryFile(suffix=".xlsx") as out:
+        book = xlsxwriter.Workbook(out.name, {"constant_memory": True, "strings_to_formulas": False})
+        sheet = book.add_worksheet("Data")
+        for block in _raw_blocks(queries[:1]):
+            lines = bytes(block).decode().splitlines() if connection.vendor == "postgresql" else block
+            for line in lines:
+                values = line.split(",") if isinstance(line, str) else [str(v) for v in line]
+                rows += 1
+                sheet.write_row(rows, 0, (values * (width // len(values) + 1))[:width])
+        book.close()
+        size = Path(out.name).stat().st_size
+    return {"rows": rows, "seconds": time.perf_counter() - started, "mb": size / 1e6, "rss_mb": peak_rss_mb()}
+
+
+def import_export(limit: int) -> dict[str, float]:
+    """django-import-export's CSV of the same cases (its ModelResource over every field):
+    the peer users would otherwise pick. Capped at ``limit`` rows: it needs minutes."""
+    import django
+
+    django.setup()
+    from import_export import resources
+
+    from cases.models import Case
+
+    class CaseResource(resources.ModelResource):
+        class Meta:
+            model = Case
+
+    cases = Case.objects.filter(organization__slug=ORG).order_by("created_at", "id")[:limit]
+    started = time.perf_counter()
+    data = CaseResource().export(queryset=cases)
+    text = data.csv
+    return {
+        "rows": len(data),
+        "seconds": time.perf_counter() - started,
+        "mb": len(text.encode()) / 1e6,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+ANCHORS = {"anchor_read": anchor_read, "anchor_parquet": anchor_parquet, "anchor_xlsx": anchor_xlsx}
+
+
+def measure(what: str, *, limit: int = 0) -> dict[str, float]:
+    """Run one measurement in a fresh process (so its peak RSS is its own)."""
+    args = [sys.executable, __file__, "--one", what, "--limit", str(limit)]
+    out = subprocess.run(args, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"{what} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def main() -> None:
@@ -153,26 +266,41 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--formats", default="csv,xlsx,jsonl,parquet")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--report", help="also write every result as JSON to this file")
+    parser.add_argument("--peer-rows", type=int, default=20_000, help="rows for django-import-export (slow)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(baseline() if args.one == "baseline" else run_one(args.one)))
+        if args.one == "import_export":
+            result = import_export(args.limit)
+        elif args.one in ANCHORS:
+            result = ANCHORS[args.one]()
+        else:
+            result = run_one(args.one)
+        print(json.dumps(result))
         return
     setup(args.cases)
     vendor = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
     print(f"\n{vendor}, {args.cases:,} cases, 3 investigation groups + overflow, 20 tags")
-    print(f"{'format':<10}{'rows':>12}{'seconds':>10}{'rows/s':>10}{'MB':>9}{'peak RSS MB':>13}")
-    for fmt in ["baseline", *args.formats.split(",")]:
-        out = subprocess.run([sys.executable, __file__, "--one", fmt], capture_output=True, text=True, check=False)
-        if out.returncode:
-            print(f"{fmt:<10} failed: {out.stderr.strip().splitlines()[-1]}")
+    print(f"{'format':<16}{'rows':>12}{'seconds':>10}{'rows/s':>10}{'MB':>9}{'peak RSS MB':>13}")
+    results: dict[str, dict[str, float]] = {}
+    formats = args.formats.split(",")
+    anchors = ["anchor_read", *(["anchor_parquet"] if "parquet" in formats else [])]
+    anchors += ["anchor_xlsx"] if "xlsx" in formats else []
+    peers = ["import_export"] if args.peer_rows else []
+    for what in [*anchors, *formats, *peers]:
+        try:
+            r = results[what] = measure(what, limit=min(args.peer_rows, args.cases))
+        except RuntimeError as exc:
+            print(f"{what:<16} failed: {exc}")
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        label = "baseline" if fmt == "baseline" else fmt
         print(
-            f"{label:<10}{r['rows']:>12,.0f}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>10,.0f}"
+            f"{what:<16}{r['rows']:>12,.0f}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>10,.0f}"
             f"{r['mb']:>9.1f}{r['rss_mb']:>13.0f}",
             flush=True,
         )
+    if args.report:
+        Path(args.report).write_text(json.dumps({"database": vendor, "cases": args.cases, "results": results}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import io
 import json
+import shutil
+import subprocess
 import tempfile
 import tracemalloc
 import zipfile
@@ -622,3 +624,43 @@ def test_memory_stays_flat_over_200000_rows(fmt: str, tmp_path: Path) -> None:
     assert size > 50_000
     # Holding every row would take > 25 MB (200,000 lists of 6); Parquet holds one batch.
     assert peak < 8_000_000, peak
+
+
+def test_xlsx_sheets_declare_their_true_dimension(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 30)
+    data = write(XlsxWriter(), make_rows(45), about=ABOUT)
+    # Read-only mode sizes a sheet from its <dimension> alone (None when it is missing).
+    workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+    sizes = {name: (workbook[name].max_row, workbook[name].max_column) for name in workbook.sheetnames}
+    assert sizes == {"Data": (31, 13), "Data (2)": (16, 13), "About": (4, 2)}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="needs LibreOffice (make office)")
+def test_xlsx_opens_in_libreoffice(tmp_path: Path) -> None:
+    rows = make_rows(300)
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(write(XlsxWriter(), rows, about=ABOUT))
+    result = subprocess.run(
+        [
+            "soffice",
+            "--headless",
+            "--norestore",
+            f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76",
+            "--outdir",
+            str(tmp_path / "out"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    converted = list(csv.reader((tmp_path / "out" / "export.csv").open(encoding="utf-8", newline="")))
+    assert converted[0] == header_labels()
+    assert len(converted) == len(rows) + 1
+    assert [line[0] for line in converted[1:]] == [row[0] for row in rows]
+    assert converted[1][9] == "EMEA" and converted[3][9] == "Région Île-de-France" and converted[4][9] == "東京"
