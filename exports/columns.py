@@ -24,7 +24,7 @@ from cases.models import (
 )
 from config.errors import ApplicationError
 from exports.columns_base import Column, ColumnGroup, ColumnType
-from exports.sql import SqlBuilder
+from exports.sql import Json, SqlBuilder
 from tagging.paths import parse_field_path
 from tagging.resolution import CompiledTag, compile_tags
 
@@ -450,7 +450,9 @@ def _tag(tag: CompiledTag) -> ExportColumn:
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
         if keys:
-            return b.tag_json(refs.value(b.json_at(at, keys)), tag.data_type)
+            found = b.json_at(at, keys)
+            value = Json(refs.value(found), refs.value(f"jsonb_typeof({found})"), refs.value(f"({found} #>> '{{}}')"))
+            return b.tag_json(value, tag.data_type)
         return b.tag_field(at, _FIELD_KINDS[entity].get(field), tag.data_type)
 
     column = Column(f"tag_{tag.slot}", tag.label, TAG_TYPES[tag.data_type], ColumnGroup.TAG, 18)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -164,110 +165,120 @@ class SqlBuilder:
         """Whether the JSON number ``raw`` (jsonb's text of it) came from a float literal."""
         return f"position('.' in {raw}) > 0"
 
-    def json_number_text(self, value: str) -> str:
+    def json_number_text(self, j: Json) -> str:
         """A JSON number as ``as_text`` prints the value ``json.loads`` makes of it: an
         integer literal exact, a float whole below 10^16 without ``.0``, else ``repr``."""
-        raw = f"({value} #>> '{{}}')"
-        number = f"({raw})::float8"
+        number = f"({j.text})::float8"
         return (
-            f"CASE WHEN NOT {self._float_literal(raw)} THEN {raw} "
+            f"CASE WHEN NOT {self._float_literal(j.text)} THEN {j.text} "
             f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text "
             f"ELSE {number}::text END"
         )
 
-    def json_number_repr(self, value: str) -> str:
+    def json_number_repr(self, j: Json) -> str:
         """A JSON number as the JSONL writer writes the Python value: ``repr``."""
-        raw = f"({value} #>> '{{}}')"
-        number = f"({raw})::float8"
+        number = f"({j.text})::float8"
         return (
-            f"CASE WHEN NOT {self._float_literal(raw)} THEN {raw} "
+            f"CASE WHEN NOT {self._float_literal(j.text)} THEN {j.text} "
             f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text || '.0' "
             f"ELSE {number}::text END"
         )
 
-    def json_scalar_text(self, value: str) -> str:
+    def json_scalar_text(self, j: Json) -> str:
         """``as_text`` of a JSON string, number or boolean (arrays and objects as JSON)."""
         return (
-            f"CASE jsonb_typeof({value}) WHEN 'string' THEN {value} #>> '{{}}' "
-            f"WHEN 'number' THEN {self.json_number_text(value)} "
-            f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN 'Yes' ELSE 'No' END "
-            f"WHEN 'null' THEN NULL ELSE {value}::text END"
+            f"CASE {j.kind} WHEN 'string' THEN {j.text} "
+            f"WHEN 'number' THEN {self.json_number_text(j)} "
+            f"WHEN 'boolean' THEN CASE WHEN {j.text} = 'true' THEN 'Yes' ELSE 'No' END "
+            f"WHEN 'null' THEN NULL ELSE {j.value}::text END"
         )
 
-    def json_text(self, value: str) -> str:
+    def json_text(self, j: Json) -> str:
         """``as_text`` of any JSON value: lists joined with ``"; "``, nulls in them left out
         (an empty list gives NULL here where ``as_text`` gives ``""``)."""
+        element = Json.of("e.v")
         return (
-            f"CASE WHEN jsonb_typeof({value}) = 'array' THEN "
-            f"(SELECT string_agg({self.json_scalar_text('e.v')}, '; ' ORDER BY e.o) "
-            f"FROM jsonb_array_elements({value}) WITH ORDINALITY AS e(v, o) WHERE jsonb_typeof(e.v) <> 'null') "
-            f"ELSE {self.json_scalar_text(value)} END"
+            f"CASE WHEN {j.kind} = 'array' THEN "
+            f"(SELECT string_agg({self.json_scalar_text(element)}, '; ' ORDER BY e.o) "
+            f"FROM jsonb_array_elements({j.value}) WITH ORDINALITY AS e(v, o) WHERE {element.kind} <> 'null') "
+            f"ELSE {self.json_scalar_text(j)} END"
         )
 
-    def tag_json(self, value: str, data_type: str) -> str | None:
+    def tag_json(self, j: Json, data_type: str) -> str | None:
         """A tag's cell from its JSON value, by the tag's data type (None: Python only)."""
-        empty = f"{value} IS NULL OR jsonb_typeof({value}) = 'null' OR {value} = '\"\"'::jsonb"
+        empty = f"{j.kind} IS NULL OR {j.kind} = 'null' OR ({j.kind} = 'string' AND {j.text} = '')"
         if data_type == "text":
             # as_text of anything is a string; of an empty list "" (an empty CSV cell).
-            rendered = self._as_text_string(value)
+            rendered = self._as_text_string(j)
         elif data_type == "list":
-            joined = f"NULLIF({self.json_text(value)}, '')"  # an empty list is no value
+            joined = f"NULLIF({self.json_text(j)}, '')"  # an empty list is no value
             if self.csv:
                 rendered = neutralise(joined)
             else:
                 as_list = joined if self.typed else f"coalesce(to_json({joined})::text, 'null')"
-                rendered = (
-                    f"CASE WHEN jsonb_typeof({value}) = 'array' THEN {as_list} ELSE {self._as_text_string(value)} END"
-                )
+                rendered = f"CASE WHEN {j.kind} = 'array' THEN {as_list} ELSE {self._as_text_string(j)} END"
         elif data_type == "number":
-            rendered = self._tag_number(value)
+            rendered = self._tag_number(j)
         elif data_type == "boolean":
-            rendered = self._tag_boolean(value)
+            rendered = self._tag_boolean(j)
         else:
             return None
         return f"CASE WHEN {empty} THEN {self._null} ELSE {rendered} END"
 
-    def _as_text_string(self, value: str) -> str:
+    def _as_text_string(self, j: Json) -> str:
         """``as_text`` of any JSON value, as a string cell."""
         if self.format == "jsonl":
-            return f"to_json(coalesce({self.json_text(value)}, ''))::text"
-        return self._empty_text(self.json_text(value))
+            return f"to_json(coalesce({self.json_text(j)}, ''))::text"
+        return self._empty_text(self.json_text(j))
 
-    def _tag_number(self, value: str) -> str:
+    def _tag_number(self, j: Json) -> str:
         """``tagging.formatting._to_number``: numbers bare, anything else a string cell."""
-        string = f"({value} #>> '{{}}')"
-        trimmed = f"replace(regexp_replace({string}, '^\\s+|\\s+$', '', 'g'), ',', '')"
+        trimmed = f"replace(regexp_replace({j.text}, '^\\s+|\\s+$', '', 'g'), ',', '')"
         digits = f"replace({trimmed}, '_', '')::numeric"
         parsed = (
             f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) "
             f"THEN trunc({digits})::text ELSE {digits}::text END"
         )
-        number = self.json_number_repr(value) if self.format == "jsonl" else self.json_number_text(value)
+        number = self.json_number_repr(j) if self.format == "jsonl" else self.json_number_text(j)
         return (
-            f"CASE jsonb_typeof({value}) "
+            f"CASE {j.kind} "
             f"WHEN 'number' THEN {number} "
-            f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN '1' ELSE '0' END "
+            f"WHEN 'boolean' THEN CASE WHEN {j.text} = 'true' THEN '1' ELSE '0' END "
             f"WHEN 'string' THEN CASE WHEN {trimmed} ~ {self.param(NUMERIC_RE)} THEN {parsed} "
-            f"ELSE {self._string(string)} END "
-            f"ELSE {self._as_text_string(value)} END"
+            f"ELSE {self._string(j.text)} END "
+            f"ELSE {self._as_text_string(j)} END"
         )
 
-    def _tag_boolean(self, value: str) -> str:
+    def _tag_boolean(self, j: Json) -> str:
         """``tagging.formatting._to_boolean``: a boolean, or anything else as a string cell."""
-        string = f"({value} #>> '{{}}')"
-        word = f"lower(regexp_replace({string}, '^\\s+|\\s+$', '', 'g'))"
-        number = f"({string})::numeric"
+        word = f"lower(regexp_replace({j.text}, '^\\s+|\\s+$', '', 'g'))"
+        number = f"({j.text})::numeric"
         yes, no = ("'true'", "'false'") if self.format == "jsonl" else ("'Yes'", "'No'")
         return (
-            f"CASE jsonb_typeof({value}) "
-            f"WHEN 'boolean' THEN CASE WHEN {value} = 'true'::jsonb THEN {yes} ELSE {no} END "
+            f"CASE {j.kind} "
+            f"WHEN 'boolean' THEN CASE WHEN {j.text} = 'true' THEN {yes} ELSE {no} END "
             f"WHEN 'number' THEN CASE WHEN {number} = 1 THEN {yes} WHEN {number} = 0 THEN {no} "
-            f"ELSE {self._string(self.json_number_text(value))} END "
+            f"ELSE {self._string(self.json_number_text(j))} END "
             f"WHEN 'string' THEN CASE WHEN {word} = ANY({self.param(list(TRUE_WORDS))}::text[]) THEN {yes} "
             f"WHEN {word} = ANY({self.param(list(FALSE_WORDS))}::text[]) THEN {no} "
-            f"ELSE {self._string(string)} END "
-            f"ELSE {self._as_text_string(value)} END"
+            f"ELSE {self._string(j.text)} END "
+            f"ELSE {self._as_text_string(j)} END"
         )
+
+
+@dataclass(frozen=True)
+class Json:
+    """A JSON value in the query, with its type and its text (``#>> '{}'``) at hand:
+    computed once per row by the pushdown, read by many branches of a cell."""
+
+    value: str
+    kind: str
+    text: str
+
+    @classmethod
+    def of(cls, value: str) -> Json:
+        """Type and text computed where they are used (array elements)."""
+        return cls(value, f"jsonb_typeof({value})", f"({value} #>> '{{}}')")
 
 
 def neutralise(text: str) -> str:
