@@ -12,17 +12,91 @@ job, the tick or django-q2 writes. Memory holds one chunk at a time.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import json
 import zoneinfo
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Field, Model, Q, QuerySet
 
 from cases.models import Case, Investigation
 from exports.columns import ExportColumn, Layout, export_columns
 from exports.columns_base import Column
 
 CHUNK_SIZE = 2000
+
+
+Converter = Callable[[Any], Any]
+
+
+def fetch(query: QuerySet[Any], convert: Sequence[tuple[int, Converter]]) -> list[Sequence[Any]]:
+    """The rows of a ``values_list`` query, converted only where the database's value is not
+    yet the Python one (Django's generic converters cost more than reading the rows)."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not convert:
+        return rows
+    out: list[Sequence[Any]] = []
+    for raw in rows:
+        row = list(raw)
+        for i, to_python in convert:
+            if row[i] is not None:
+                row[i] = to_python(row[i])
+        out.append(row)
+    return out
+
+
+def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Converter]]:
+    """(index, function) for each lookup whose raw database value needs converting."""
+    found: list[tuple[int, Converter]] = []
+    for i, lookup in enumerate(lookups):
+        field = _field(model, lookup)
+        kind = field.get_internal_type()
+        if kind == "JSONField":
+            found.append((i, _json))
+        elif connection.vendor == "sqlite":
+            if kind == "DateTimeField":
+                found.append((i, _sqlite_datetime))
+            elif kind == "BooleanField":
+                found.append((i, bool))
+            elif kind == "DecimalField":
+                found.append((i, _sqlite_decimal(field)))
+    return found
+
+
+def _field(model: type[Model], lookup: str) -> Field[Any, Any]:
+    """The model field a ``values_list`` lookup ends on (``primary_riu__received_at``…)."""
+    *path, name = lookup.split("__")
+    for step in path:
+        model = model._meta.get_field(step).related_model  # type: ignore[assignment]
+    return model._meta.get_field(name)  # type: ignore[return-value]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _sqlite_datetime(value: Any) -> dt.datetime:
+    """Django stores aware datetimes on SQLite as UTC text (``2026-03-10 09:30:00.123456``)."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+def _sqlite_decimal(field: Any) -> Converter:
+    """Django's SQLite decimal conversion (the stored float, to the field's places)."""
+    create = decimal.Context(prec=15).create_decimal_from_float
+    quantum = decimal.Decimal(1).scaleb(-field.decimal_places)
+    context = field.context
+
+    def convert(value: Any) -> decimal.Decimal:
+        return create(value).quantize(quantum, context=context)
+
+    return convert
 
 
 class RowPlan:
@@ -62,23 +136,24 @@ class RowPlan:
 
     # --- reading --------------------------------------------------------------------------
 
-    def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[tuple[Any, ...]]]:
+    def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
         query = cases.order_by("created_at", "id").values_list(*self.case_fields)
-        chunk = list(query[:CHUNK_SIZE])
+        convert = converters(Case, self.case_fields)
+        chunk = fetch(query[:CHUNK_SIZE], convert)
         while chunk:
             last_id, last_created = chunk[-1][0], chunk[-1][1]
             after = Q(created_at__gt=last_created) | Q(created_at=last_created, id__gt=last_id)
             # The next chunk's query runs only when this one was written: no statement stays open.
             following = query.filter(after, created_at__gte=last_created)
             yield chunk
-            chunk = list(following[:CHUNK_SIZE]) if len(chunk) == CHUNK_SIZE else []
+            chunk = fetch(following[:CHUNK_SIZE], convert) if len(chunk) == CHUNK_SIZE else []
 
-    def _investigations(self, case_ids: list[int]) -> dict[int, list[tuple[Any, ...]]]:
-        by_case: dict[int, list[tuple[Any, ...]]] = {}
+    def _investigations(self, case_ids: list[int]) -> dict[int, list[Sequence[Any]]]:
+        by_case: dict[int, list[Sequence[Any]]] = {}
         if not self.needs_investigations:
             return by_case
         query = Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number")
-        for inv in query.values_list(*self.inv_fields):
+        for inv in fetch(query.values_list(*self.inv_fields), converters(Investigation, self.inv_fields)):
             by_case.setdefault(inv[0], []).append(inv)
         return by_case
 
