@@ -1,5 +1,5 @@
-"""CSV, JSONL and Parquet exports at database speed on PostgreSQL: the whole row rendered
-in SQL, streamed by COPY.
+"""Exports at database speed on PostgreSQL: the whole row rendered in SQL (CSV cells, a
+JSON line, typed values for Parquet, a SpreadsheetML row for XLSX), streamed by COPY.
 
 The export's compiled columns (``exports.columns``) each give their CSV text as a SQL
 expression (``exports.sql``); the case filters are the queryset's own WHERE clause. One
@@ -34,9 +34,10 @@ from django.db.models import QuerySet
 from cases.models import RIU, Case, Investigation
 from exports.columns_base import ColumnGroup, ColumnType
 from exports.rows import RowPlan
-from exports.sql import SqlBuilder, SqlFormat
+from exports.sql import SqlBuilder, SqlFormat, XlsxSql
 from exports.writers.cells import spreadsheet_text
 from exports.writers.parquet_writer import ParquetWriter, arrow_type
+from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
@@ -111,7 +112,7 @@ def export_query(
     """
     if plan.dataset != "cases":
         return None
-    builder = SqlBuilder(format)
+    builder = XlsxSql() if format == "xlsx" else SqlBuilder(format)
     refs = _Refs(builder, now)
     expressions = []
     for export_column in plan.export_columns:
@@ -138,6 +139,10 @@ def export_query(
         # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
         computed = ", ".join(f'{expression} AS "v{i}"' for i, expression in enumerate(refs.values, 1))
         joins.append(f"CROSS JOIN LATERAL (SELECT {computed} OFFSET 0) tv")
+    if isinstance(builder, XlsxSql):
+        joins += builder.text_stages()
+    if format == "xlsx":
+        expressions = [" || ".join(["'<row>'", *expressions, "'</row>'"])]
     if format == "jsonl":
         # One text value per row: {"key":value,…} exactly as the JSONL writer joins it.
         keys = [json.dumps(c.key) + ":" for c in plan.columns]
@@ -197,17 +202,19 @@ def copy_write(
     timezone: str,
     now: dt.datetime,
     total: int,
+    about: list[tuple[str, str]] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> int | None:
-    """Write a CSV, JSONL or Parquet file through COPY; returns the row count, or None
-    when the export cannot be pushed down (nothing is written then).
+    """Write a CSV, JSONL, Parquet or XLSX file through COPY; returns the row count, or
+    None when the export cannot be pushed down (nothing is written then).
 
     Large files are cut into parts at ``(created_at, id)`` boundaries, each written by its
     own connection (a PostgreSQL backend each: the work is the database's); the parts are
     joined in order. This thread only gathers progress, so a cancel is noticed in time.
-    Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups.
+    Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups; XLSX
+    parts are the sheets' rows, already SpreadsheetML, laid into the workbook.
     """
-    if format not in ("csv", "jsonl", "parquet"):
+    if format not in ("csv", "jsonl", "parquet", "xlsx"):
         return None
     sql_format = cast(SqlFormat, format)
     if export_query(plan, cases, format=sql_format, now=now) is None:
@@ -244,6 +251,16 @@ def copy_write(
             writer.output.seek(0)
         if format == "parquet":
             rows = _parquet_from_parts(plan, [writer.output for writer in writers], stream, timezone)
+        elif format == "xlsx":
+            rows = sum(writer.rows for writer in writers)
+            workbook_write(
+                stream=stream,
+                columns=plan.columns,
+                rows=(line.decode().rstrip("\n") for writer in writers for line in writer.output),
+                encode=lambda line, number: line,
+                about=[*(about or []), ("Rows", f"{rows:,}")],
+                limit=XlsxWriter.max_rows_per_sheet,
+            )
         else:
             for writer in writers:
                 shutil.copyfileobj(writer.output, stream, 1 << 20)

@@ -249,6 +249,7 @@ def export_write(
     total = plan.count(cases)
     if on_total:
         on_total(total)
+    about = _about(job, generated)
     if pushdown_enabled():
         written = copy_write(
             plan=plan,
@@ -258,12 +259,12 @@ def export_write(
             timezone=org.timezone,
             now=generated,
             total=total,
+            about=about,
             on_progress=on_progress,
         )
         if written is not None:
             return written
     columns = plan.columns
-    about = _about(job, generated)
 
     def rows() -> Iterator[list[Any]]:
         count = 0

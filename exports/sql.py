@@ -38,7 +38,7 @@ FALSE_WORDS = ("false", "no", "n", "0", "off")
 # Decimal's grammar (digits with single underscores between them), on the trimmed text.
 # Exponents are capped at four digits: PostgreSQL's numeric overflows where Python's does not.
 NUMERIC_RE = r"^[+-]?([0-9](_?[0-9])*(\.([0-9](_?[0-9])*)?)?|\.[0-9](_?[0-9])*)([eE][+-]?[0-9]{1,4})?$"
-SqlFormat = Literal["csv", "jsonl", "parquet"]
+SqlFormat = Literal["csv", "jsonl", "parquet", "xlsx"]
 
 
 class SqlBuilder:
@@ -78,6 +78,9 @@ class SqlBuilder:
     def text(self, ref: str, *, empty_is_null: bool = False) -> str:
         """Stored text. An empty string is an empty CSV cell either way; in JSON it stays
         ``""`` unless the Python path reads it as missing (``empty_is_null``)."""
+        return self._text_value(ref, empty_is_null=empty_is_null)
+
+    def _text_value(self, ref: str, *, empty_is_null: bool) -> str:
         if self.csv:
             return neutralise(f"NULLIF({ref}, '')")
         value = f"NULLIF({ref}, '')" if empty_is_null else ref
@@ -132,7 +135,7 @@ class SqlBuilder:
         """
         yes_no = f"CASE WHEN {ref} THEN 'Yes' WHEN NOT {ref} THEN 'No' END"
         if data_type == "text" and kind in ("CharField", "TextField"):
-            return self.text(ref, empty_is_null=True)
+            return self._text_value(ref, empty_is_null=True)
         if data_type == "text" and kind == "DateTimeField":
             return self._iso(ref) if self.typed else self.datetime(ref)
         if data_type == "text" and kind == "BooleanField":
@@ -290,3 +293,138 @@ def neutralise(text: str) -> str:
 def _json_string(text: str) -> str:
     """A JSON string as the JSONL writer writes it (``json.dumps``, non-ASCII kept)."""
     return json.dumps(text, ensure_ascii=False)
+
+
+# XML 1.0 cannot hold these (PostgreSQL text never holds NUL or lone surrogates).
+XML_ILLEGAL = "".join(map(chr, [*range(1, 9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF]))
+XLSX_PLAIN_MAX = 16_383  # longer text may pass Excel's 32,767 UTF-16 units
+XLSX_ROOM = 32_767 - len("… [truncated]")
+MAX_EXACT_DIGITS = 15
+
+
+class XlsxSql(SqlBuilder):
+    """Cells of an XLSX sheet as SpreadsheetML, one ``<c>`` per column (``<c/>`` when
+    empty), as the XLSX writer types the value the Python path reads: text is cleaned,
+    neutralised, cut to Excel's limit and escaped; numbers Excel cannot hold exactly are
+    text; datetimes are serials of the wall-clock time with the datetime style. Cells carry
+    no ``r`` attribute: each follows the one before it.
+
+    The values come from the Parquet rendering (typed values, tags as ``as_text``), which
+    this class wraps into cells.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("parquet")
+        self.texts: list[str] = []
+
+    def text(self, ref: str, *, empty_is_null: bool = False) -> str:
+        return self.text_cell(ref)
+
+    def choice(self, ref: str, labels: Mapping[str, str]) -> str:
+        return self.text_cell(super().choice(ref, labels))
+
+    def datetime(self, ref: str) -> str:
+        """The serial of the local wall-clock time, computed with the same float steps as
+        the writer (days, then seconds and microseconds over 86,400)."""
+        local = f"({ref})::timestamp"  # the wall-clock time in the connection's zone
+        delta = f"({local} - timestamp '1899-12-30')"
+        days = f"extract(day FROM {delta})::float8"
+        seconds = f"(extract(epoch FROM {delta}) - extract(day FROM {delta}) * 86400)"
+        whole = f"floor({seconds})::float8"
+        micro = f"round(({seconds} - floor({seconds})) * 1000000)::float8"
+        serial = f"({days} + ({whole} + {micro} / 1000000) / 86400)"
+        return (
+            f"CASE WHEN {ref} IS NULL THEN '<c/>' "
+            f"WHEN {local} < timestamp '1900-03-01' THEN {self.text_cell(self._iso(ref))} "
+            f"ELSE '<c s=\"2\"><v>' || {serial}::text || '</v></c>' END"
+        )
+
+    def boolean(self, condition: str) -> str:
+        return self.text_cell(f"CASE WHEN {condition} THEN 'Yes' WHEN NOT {condition} THEN 'No' END")
+
+    def number(self, ref: str) -> str:
+        return self.number_cell(ref)
+
+    def tag_field(self, ref: str, kind: str | None, data_type: str) -> str | None:
+        if data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
+            return self.number_cell(ref)
+        value = super().tag_field(ref, kind, data_type)
+        return None if value is None else self.text_cell(value)
+
+    def tag_json(self, j: Json, data_type: str) -> str | None:
+        if data_type != "number":
+            value = super().tag_json(j, data_type)
+            return None if value is None else self.text_cell(value)
+        # tagging.formatting._to_number: a number cell for numbers, booleans (1/0) and
+        # numeric strings; any other value a text cell of its as_text.
+        trimmed = f"replace(regexp_replace({j.text}, '^\\s+|\\s+$', '', 'g'), ',', '')"
+        digits = f"replace({trimmed}, '_', '')::numeric"
+        parsed = (
+            f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) THEN trunc({digits}) "
+            f"ELSE {digits} END"
+        )
+        empty = f"{j.kind} IS NULL OR {j.kind} = 'null' OR ({j.kind} = 'string' AND {j.text} = '')"
+        return (
+            f"CASE WHEN {empty} THEN '<c/>' "
+            f"WHEN {j.kind} = 'number' AND {self._float_literal(j.text)} "
+            f"THEN '<c><v>' || {self.json_number_repr(j)} || '</v></c>' "
+            f"WHEN {j.kind} = 'number' THEN {self.number_cell(f'({j.text})::numeric')} "
+            f"WHEN {j.kind} = 'boolean' "
+            f"THEN CASE WHEN {j.text} = 'true' THEN '<c><v>1</v></c>' ELSE '<c><v>0</v></c>' END "
+            f"WHEN {j.kind} = 'string' AND {trimmed} ~ {self.param(NUMERIC_RE)} THEN {self.number_cell(parsed)} "
+            f"ELSE {self.text_cell(self._as_text_string(j))} END"
+        )
+
+    # --- cells ------------------------------------------------------------------------------
+
+    def number_cell(self, ref: str) -> str:
+        """A number, or text when Excel would lose digits (more than 15 significant ones)."""
+        digits = f"length(ltrim(replace(replace(abs({ref})::text, '.', ''), '-', ''), '0'))"
+        return (
+            f"CASE WHEN {ref} IS NULL THEN '<c/>' WHEN {digits} <= {MAX_EXACT_DIGITS} "
+            f"THEN '<c><v>' || ({ref})::text || '</v></c>' "
+            f"ELSE '<c t=\"inlineStr\"><is><t>' || ({ref})::text || '</t></is></c>' END"
+        )
+
+    def text_cell(self, text: str) -> str:
+        """An inline-string cell of ``text``, made safe as ``cells.xlsx_text`` does (clean,
+        neutralise, cut to Excel's limit; computed once per row in ``text_stages``), then
+        escaped: CR and LF as character references, so that a row stays one COPY line."""
+        self.texts.append(text)
+        safe = f'x4."t{len(self.texts)}"'
+        escaped = (
+            f"replace(replace(replace(replace(replace({safe}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
+            "chr(13), '&#13;'), chr(10), '&#10;')"
+        )
+        space = f"CASE WHEN {safe} ~ '^\\s|\\s$' THEN ' xml:space=\"preserve\"' ELSE '' END"
+        return (
+            f"CASE WHEN {safe} IS NULL OR {safe} = '' THEN '<c/>' "
+            f"ELSE '<c t=\"inlineStr\"><is><t' || {space} || '>' || {escaped} || '</t></is></c>' END"
+        )
+
+    def text_stages(self) -> list[str]:
+        """LATERAL joins computing every text cell's value, cleaned, neutralised, then cut,
+        one stage each (PostgreSQL would otherwise evaluate each step once per use)."""
+        if not self.texts:
+            return []
+        illegal, marker = self.param(XML_ILLEGAL), self.param("… [truncated]")
+        astral = "'[\\U00010000-\\U0010FFFF]'"
+
+        def cut(v: str) -> str:
+            units = f"length({v}) + regexp_count({v}, {astral})"
+            shorter = f"left({v}, {XLSX_ROOM} - regexp_count(left({v}, {XLSX_ROOM}), {astral}))"
+            return (
+                f"CASE WHEN length({v}) <= {XLSX_PLAIN_MAX} OR {units} <= 32767 THEN {v} ELSE {shorter} || {marker} END"
+            )
+
+        steps = [
+            lambda k, e: e,
+            lambda k, e: f"translate(x1.\"t{k}\", {illegal}, '')",
+            lambda k, e: neutralise(f'x2."t{k}"'),
+            lambda k, e: cut(f'x3."t{k}"'),
+        ]
+        joins = []
+        for stage, step in enumerate(steps, 1):
+            values = ", ".join(f'{step(k, e)} AS "t{k}"' for k, e in enumerate(self.texts, 1))
+            joins.append(f"CROSS JOIN LATERAL (SELECT {values} OFFSET 0) x{stage}")
+        return joins

@@ -6,9 +6,12 @@ import csv
 import datetime as dt
 import io
 import json
+import shutil
+import subprocess
 import threading
 from decimal import Decimal
 
+import openpyxl
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
@@ -169,7 +172,7 @@ def _export(org: Organization, settings, pushdown: bool, columns: dict, fmt: str
         return handle.read()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "xlsx"])
 @pytest.mark.parametrize(
     "columns",
     [
@@ -187,6 +190,24 @@ def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, column
     reference = _export(org, settings, pushdown=False, columns=columns, fmt=fmt)
     pushed = _export(org, settings, pushdown=True, columns=columns, fmt=fmt)
 
+    if fmt == "xlsx":
+        mine_book, expected_book = (openpyxl.load_workbook(io.BytesIO(data)) for data in (pushed, reference))
+        assert mine_book.sheetnames == expected_book.sheetnames == ["Data", "About"]
+        mine_rows = list(mine_book["Data"].iter_rows())
+        expected_rows = list(expected_book["Data"].iter_rows())
+        assert len(mine_rows) == len(expected_rows) == len(JSON_VALUES) + 1
+        header = [cell.value for cell in expected_rows[0]]
+        for r, (ours, theirs) in enumerate(zip(mine_rows, expected_rows, strict=True)):
+            for c, (x, y) in enumerate(zip(ours, theirs, strict=True)):
+                where = f"row {r}, column {header[c]!r}"
+                assert (x.value, type(x.value)) == (y.value, type(y.value)), f"{where}: {x.value!r} != {y.value!r}"
+                assert x.number_format == y.number_format, where
+        about = [[c.value for c in row] for row in mine_book["About"].iter_rows()]
+        expected_about = [[c.value for c in row] for row in expected_book["About"].iter_rows()]
+        assert [label for label, _ in about] == [label for label, _ in expected_about]
+        assert about[-1] == expected_about[-1] == ["Rows", f"{len(JSON_VALUES):,}"]
+        assert mine_book["Data"].freeze_panes == "A2" and mine_book["Data"].auto_filter.ref
+        return
     if fmt == "parquet":
         mine, expected = pq.read_table(io.BytesIO(pushed)), pq.read_table(io.BytesIO(reference))
         assert mine.schema.equals(expected.schema, check_metadata=True), (mine.schema, expected.schema)
@@ -257,6 +278,13 @@ def test_seeded_demo_data_is_the_same_both_ways(settings):
         for flag in (True, False)
     )
     assert mine.equals(expected, check_metadata=True)
+    books = [
+        openpyxl.load_workbook(io.BytesIO(_export(org, settings, pushdown=flag, columns=columns, fmt="xlsx")))
+        for flag in (True, False)
+    ]
+    assert [[c.value for c in row] for row in books[0]["Data"].iter_rows()] == [
+        [c.value for c in row] for row in books[1]["Data"].iter_rows()
+    ]
     for fmt in ("csv", "jsonl"):
         assert _export(org, settings, pushdown=True, columns=columns, fmt=fmt) == _export(
             org, settings, pushdown=False, columns=columns, fmt=fmt
@@ -299,3 +327,36 @@ def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
         )
     assert threading.active_count() == before
     assert (tmp_path / "out.csv").read_bytes().count(b"\r\n") == 1  # the header only
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="needs LibreOffice (make office)")
+def test_a_pushed_down_workbook_opens_in_libreoffice_as_the_python_one_does(settings, tmp_path):
+    org = _seed()
+    columns = {"max_investigations": 2}
+    converted = []
+    for flag in (True, False):
+        path = tmp_path / f"{flag}" / "export.xlsx"
+        path.parent.mkdir()
+        path.write_bytes(_export(org, settings, pushdown=flag, columns=columns, fmt="xlsx"))
+        result = subprocess.run(
+            [
+                "soffice",
+                "--headless",
+                "--norestore",
+                f"-env:UserInstallation=file://{tmp_path / 'profile'}",
+                "--convert-to",
+                "csv:Text - txt - csv (StarCalc):44,34,76",
+                "--outdir",
+                str(path.parent),
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        converted.append((path.parent / "export.csv").read_text(encoding="utf-8"))
+    assert converted[0] == converted[1]
+    assert len(list(csv.reader(io.StringIO(converted[0], newline="")))) == len(JSON_VALUES) + 1

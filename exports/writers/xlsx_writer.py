@@ -111,33 +111,54 @@ class XlsxWriter(BaseWriter):
     ) -> None:
         """Write the data sheets, then the About sheet, then the workbook's other parts."""
         encode = RowEncoder(len(columns)).encode
-        limit = self.max_rows_per_sheet
-        widths = [column.width for column in columns]
-        header = [column.label for column in columns]
-        titles: list[str] = []
-        with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=COMPRESS_LEVEL) as zf:
-            sheet = _SheetFile(widths, frozen=True)
-            try:
-                sheet.row(encode(header, 1, HEADER_STYLE))
-                in_sheet = 0
-                for values in rows:
-                    if in_sheet == limit:
-                        titles.append(_add_sheet(zf, sheet, len(titles) + 1, filtered=True))
-                        sheet = _SheetFile(widths, frozen=True)
-                        sheet.row(encode(header, 1, HEADER_STYLE))
-                        in_sheet = 0
-                    in_sheet += 1
-                    sheet.row(encode(values, in_sheet + 1))
-                titles.append(_add_sheet(zf, sheet, len(titles) + 1, filtered=True))
-                sheet = _SheetFile([28, 80], frozen=False)
-                sheet.row(encode(["Field", "Value"], 1, HEADER_STYLE))
-                for number, (label, value) in enumerate(about, 2):
-                    sheet.row(encode([label, value], number, (BOLD_STYLE, None)))
-                _add_sheet(zf, sheet, len(titles) + 1, filtered=False)
-            finally:
-                sheet.close()
-            names = [DATA_TITLE if i == 0 else f"{DATA_TITLE} ({i + 1})" for i in range(len(titles))]
-            _write_package(zf, [*names, ABOUT_TITLE])
+        workbook_write(
+            stream=stream, columns=columns, rows=rows, encode=encode, about=about, limit=self.max_rows_per_sheet
+        )
+
+
+def workbook_write(
+    *,
+    stream: BinaryIO,
+    columns: Sequence[Column],
+    rows: Iterable[Any],
+    encode: Callable[[Any, int], str],
+    about: Sequence[tuple[str, str]],
+    limit: int,
+) -> None:
+    """The workbook: ``rows`` as data sheets of at most ``limit`` rows (each row turned into
+    its ``<row>`` by ``encode(row, row_number)``), then the About sheet and the package.
+
+    The SQL pushdown passes rows already written as SpreadsheetML.
+    """
+    style = RowEncoder(len(columns)).encode
+    widths = [column.width for column in columns]
+    header = [column.label for column in columns]
+    count = 0
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=COMPRESS_LEVEL) as zf:
+        sheet = _SheetFile(widths, frozen=True)
+        try:
+            sheet.row(style(header, 1, HEADER_STYLE))
+            in_sheet = 0
+            for values in rows:
+                if in_sheet == limit:
+                    count += 1
+                    _add_sheet(zf, sheet, count, filtered=True)
+                    sheet = _SheetFile(widths, frozen=True)
+                    sheet.row(style(header, 1, HEADER_STYLE))
+                    in_sheet = 0
+                in_sheet += 1
+                sheet.row(encode(values, in_sheet + 1))
+            count += 1
+            _add_sheet(zf, sheet, count, filtered=True)
+            sheet = _SheetFile([28, 80], frozen=False)
+            sheet.row(style(["Field", "Value"], 1, HEADER_STYLE))
+            for number, (label, value) in enumerate(about, 2):
+                sheet.row(style([label, value], number, (BOLD_STYLE, None)))
+            _add_sheet(zf, sheet, count + 1, filtered=False)
+        finally:
+            sheet.close()
+        names = [DATA_TITLE if i == 0 else f"{DATA_TITLE} ({i + 1})" for i in range(count)]
+        _write_package(zf, [*names, ABOUT_TITLE])
 
 
 class RowEncoder:
@@ -160,7 +181,7 @@ class RowEncoder:
             dt.datetime: self._datetime,
         }
 
-    def encode(self, values: Sequence[Any], row_index: int, styles: str | Sequence[str | None] | None = None) -> str:
+    def encode(self, values: Any, row_index: int, styles: str | Sequence[str | None] | None = None) -> str:
         """The ``<row>`` for ``values``; ``styles`` (a style id, or one per cell) is for header and About rows."""
         number = str(row_index)
         letters = self.letters
@@ -319,13 +340,12 @@ class _SheetFile:
         self.file.close()  # deletes it
 
 
-def _add_sheet(zf: zipfile.ZipFile, sheet: _SheetFile, index: int, *, filtered: bool) -> str:
+def _add_sheet(zf: zipfile.ZipFile, sheet: _SheetFile, index: int, *, filtered: bool) -> None:
     """Add the sheet's XML as ``xl/worksheets/sheet{index}.xml`` and delete its file."""
     try:
         zf.write(sheet.finish(filtered=filtered), f"xl/worksheets/sheet{index}.xml")
     finally:
         sheet.close()
-    return f"sheet{index}"
 
 
 def _write_package(zf: zipfile.ZipFile, titles: Sequence[str]) -> None:
