@@ -141,21 +141,28 @@ def export_query(
         joins.append(f"CROSS JOIN LATERAL (SELECT {computed} OFFSET 0) tv")
     if isinstance(builder, XlsxSql):
         joins += builder.text_stages()
+    # One text per row (a JSON line, a <row>), joined once: a chain of || copies the
+    # growing row at every step.
     if format == "xlsx":
-        expressions = [" || ".join(["'<row>'", *expressions, "'</row>'"])]
+        expressions = [_joined(["'<row>'", *expressions, "'</row>'"])]
     if format == "jsonl":
         # One text value per row: {"key":value,…} exactly as the JSONL writer joins it.
         keys = [json.dumps(c.key) + ":" for c in plan.columns]
         pairs = [
-            f"{builder.param(('{' if i == 0 else ',') + key)} || coalesce({expression}, 'null')"
+            f"{builder.param(('{' if i == 0 else ',') + key)}::text, coalesce({expression}, 'null')"
             for i, (key, expression) in enumerate(zip(keys, expressions, strict=True))
         ]
-        expressions = [" || ".join([*pairs, "'}'"])]
+        expressions = [_joined([*pairs, "'}'"])]
     sql = (
         f"SELECT {', '.join(expressions)} FROM {case_table} {' '.join(joins)} "
         f"WHERE {where} ORDER BY {case_table}.created_at, {case_table}.id"
     )
     return sql, builder.params
+
+
+def _joined(parts: list[str]) -> str:
+    """One text of ``parts`` (never NULL), built in a single pass."""
+    return f"array_to_string(ARRAY[{', '.join(parts)}]::text[], '')"
 
 
 def _named(builder: SqlBuilder, sql: str, params: Any) -> str:

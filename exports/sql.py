@@ -296,10 +296,18 @@ def _json_string(text: str) -> str:
 
 
 # XML 1.0 cannot hold these (PostgreSQL text never holds NUL or lone surrogates).
-XML_ILLEGAL = "".join(map(chr, [*range(1, 9), 11, 12, *range(14, 32), 0xFFFE, 0xFFFF]))
+XML_ILLEGAL_RE = "[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+EXCEL_EPOCH_SECONDS = 25_569 * 86_400  # 1899-12-30 to 1970-01-01
+EXCEL_MIN_SECONDS = 61 * 86_400  # 1900-03-01: earlier dates are written as text
 XLSX_PLAIN_MAX = 16_383  # longer text may pass Excel's 32,767 UTF-16 units
 XLSX_ROOM = 32_767 - len("… [truncated]")
 MAX_EXACT_DIGITS = 15
+# The characters str.isspace() is true for (xml:space="preserve" when text starts or ends with one).
+WHITESPACE = [c for c in range(0x110000) if chr(c).isspace()]
+_SPACE_CLASS = "".join(chr(c) for c in WHITESPACE if c >= 32 and c != 0x7F) + "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+# Text that needs care: a character XML cannot hold or that must be escaped, a formula or
+# whitespace at its start, whitespace at its end.
+XLSX_CAREFUL_RE = f"[\x01-\x1f\ufffe\uffff&<>]|^[=+@{_SPACE_CLASS}-]|[{_SPACE_CLASS}]$"
 
 
 class XlsxSql(SqlBuilder):
@@ -316,6 +324,7 @@ class XlsxSql(SqlBuilder):
     def __init__(self) -> None:
         super().__init__("parquet")
         self.texts: list[str] = []
+        self.datetimes: list[str] = []
 
     def text(self, ref: str, *, empty_is_null: bool = False) -> str:
         return self.text_cell(ref)
@@ -324,18 +333,20 @@ class XlsxSql(SqlBuilder):
         return self.text_cell(super().choice(ref, labels))
 
     def datetime(self, ref: str) -> str:
-        """The serial of the local wall-clock time, computed with the same float steps as
-        the writer (days, then seconds and microseconds over 86,400)."""
-        local = f"({ref})::timestamp"  # the wall-clock time in the connection's zone
-        delta = f"({local} - timestamp '1899-12-30')"
-        days = f"extract(day FROM {delta})::float8"
-        seconds = f"(extract(epoch FROM {delta}) - extract(day FROM {delta}) * 86400)"
-        whole = f"floor({seconds})::float8"
-        micro = f"round(({seconds} - floor({seconds})) * 1000000)::float8"
-        serial = f"({days} + ({whole} + {micro} / 1000000) / 86400)"
+        """The serial of the local wall-clock time, with the writer's float steps (days,
+        then seconds and microseconds over 86,400); seconds since 1899-12-30 local are
+        computed once per row in ``text_stages``."""
+        self.datetimes.append(ref)
+        d = f'xd."d{len(self.datetimes)}"'
+        rest = f"mod({d}, 86400)"
+        serial = (
+            f"(floor({d} / 86400)::float8 + (floor({rest})::float8 "
+            f"+ round(({rest} - floor({rest})) * 1000000)::float8 / 1000000) / 86400)"
+        )
         return (
-            f"CASE WHEN {ref} IS NULL THEN '<c/>' "
-            f"WHEN {local} < timestamp '1900-03-01' THEN {self.text_cell(self._iso(ref))} "
+            # Before 1900-03-01 (never in case data): ISO text, which needs no escaping.
+            f"CASE WHEN {d} IS NULL THEN '<c/>' WHEN {d} < {EXCEL_MIN_SECONDS} "
+            f"THEN '<c t=\"inlineStr\"><is><t>' || {self._iso(ref)} || '</t></is></c>' "
             f"ELSE '<c s=\"2\"><v>' || {serial}::text || '</v></c>' END"
         )
 
@@ -387,44 +398,55 @@ class XlsxSql(SqlBuilder):
         )
 
     def text_cell(self, text: str) -> str:
-        """An inline-string cell of ``text``, made safe as ``cells.xlsx_text`` does (clean,
-        neutralise, cut to Excel's limit; computed once per row in ``text_stages``), then
-        escaped: CR and LF as character references, so that a row stays one COPY line."""
+        """An inline-string cell of ``text`` (computed once per row in ``text_stages``),
+        made safe as ``cells.xlsx_text`` does: cleaned, neutralised, cut to Excel's limit,
+        then escaped (CR and LF as character references, so that a row stays one COPY line).
+
+        Most text needs none of that: one regular expression tells, as in the writer.
+        """
         self.texts.append(text)
-        safe = f'x4."t{len(self.texts)}"'
+        v = f'x1."t{len(self.texts)}"'
+        plain = f"octet_length({v}) <= {XLSX_PLAIN_MAX} AND {v} !~ {self.param(XLSX_CAREFUL_RE)}"
+        return (
+            f"CASE WHEN {v} IS NULL OR {v} = '' THEN '<c/>' "
+            f"WHEN {plain} THEN '<c t=\"inlineStr\"><is><t>' || {v} || '</t></is></c>' "
+            f"ELSE {self._careful_cell(v)} END"
+        )
+
+    def _careful_cell(self, v: str) -> str:
+        illegal, marker = self.param(XML_ILLEGAL_RE), self.param("… [truncated]")
+        astral = "'[\\U00010000-\\U0010FFFF]'"
+        cleaned = f"regexp_replace({v}, {illegal}, '', 'g')"
+        safe = neutralise(cleaned)
+        units = f"length({safe}) + regexp_count({safe}, {astral})"
+        shorter = f"left({safe}, {XLSX_ROOM} - regexp_count(left({safe}, {XLSX_ROOM}), {astral}))"
+        fits = f"length({safe}) <= {XLSX_PLAIN_MAX} OR {units} <= 32767"
+        cut = f"CASE WHEN {fits} THEN {safe} ELSE {shorter} || {marker} END"
         escaped = (
-            f"replace(replace(replace(replace(replace({safe}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
+            f"replace(replace(replace(replace(replace({cut}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
             "chr(13), '&#13;'), chr(10), '&#10;')"
         )
-        space = f"CASE WHEN {safe} ~ '^\\s|\\s$' THEN ' xml:space=\"preserve\"' ELSE '' END"
+        spaces = self.param(WHITESPACE)
+        space = (
+            f"CASE WHEN ascii({cut}) = ANY({spaces}::int[]) OR ascii(right({cut}, 1)) = ANY({spaces}::int[]) "
+            "THEN ' xml:space=\"preserve\"' ELSE '' END"
+        )
         return (
-            f"CASE WHEN {safe} IS NULL OR {safe} = '' THEN '<c/>' "
+            f"CASE WHEN {cleaned} = '' THEN '<c/>' "
             f"ELSE '<c t=\"inlineStr\"><is><t' || {space} || '>' || {escaped} || '</t></is></c>' END"
         )
 
     def text_stages(self) -> list[str]:
-        """LATERAL joins computing every text cell's value, cleaned, neutralised, then cut,
-        one stage each (PostgreSQL would otherwise evaluate each step once per use)."""
-        if not self.texts:
-            return []
-        illegal, marker = self.param(XML_ILLEGAL), self.param("… [truncated]")
-        astral = "'[\\U00010000-\\U0010FFFF]'"
-
-        def cut(v: str) -> str:
-            units = f"length({v}) + regexp_count({v}, {astral})"
-            shorter = f"left({v}, {XLSX_ROOM} - regexp_count(left({v}, {XLSX_ROOM}), {astral}))"
-            return (
-                f"CASE WHEN length({v}) <= {XLSX_PLAIN_MAX} OR {units} <= 32767 THEN {v} ELSE {shorter} || {marker} END"
-            )
-
-        steps = [
-            lambda k, e: e,
-            lambda k, e: f"translate(x1.\"t{k}\", {illegal}, '')",
-            lambda k, e: neutralise(f'x2."t{k}"'),
-            lambda k, e: cut(f'x3."t{k}"'),
-        ]
+        """LATERAL joins computing the datetimes' seconds and the text cells' values once
+        per row (PostgreSQL would otherwise evaluate an expression once per use)."""
         joins = []
-        for stage, step in enumerate(steps, 1):
-            values = ", ".join(f'{step(k, e)} AS "t{k}"' for k, e in enumerate(self.texts, 1))
-            joins.append(f"CROSS JOIN LATERAL (SELECT {values} OFFSET 0) x{stage}")
+        if self.datetimes:
+            seconds = ", ".join(
+                f'extract(epoch FROM ({ref})::timestamp) + {EXCEL_EPOCH_SECONDS} AS "d{k}"'
+                for k, ref in enumerate(self.datetimes, 1)
+            )
+            joins.append(f"CROSS JOIN LATERAL (SELECT {seconds} OFFSET 0) xd")
+        if self.texts:
+            values = ", ".join(f'{text} AS "t{k}"' for k, text in enumerate(self.texts, 1))
+            joins.append(f"CROSS JOIN LATERAL (SELECT {values} OFFSET 0) x1")
         return joins
