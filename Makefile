@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt check bench migrate sysdeps browser clean
+.PHONY: run test lint fmt check bench migrate sysdeps browser office clean
 
 $(PY):
 	@mkdir -p var
@@ -36,6 +36,12 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# LibreOffice, for the slow test that opens our XLSX files in a reader we did not write.
+office:
+	@command -v soffice >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libreoffice-calc-nogui; }
 
 migrate: $(VENV)/.installed-base
 	@mkdir -p var

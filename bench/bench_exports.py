@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,7 +308,11 @@ def import_export(limit: int) -> dict[str, float]:
     }
 
 
-ANCHORS = {"anchor_read": anchor_read, "anchor_parquet": anchor_parquet, "anchor_xlsx": anchor_xlsx}
+ANCHORS: dict[str, Callable[[], dict[str, float]]] = {
+    "anchor_read": anchor_read,
+    "anchor_parquet": anchor_parquet,
+    "anchor_xlsx": anchor_xlsx,
+}
 
 
 def measure(what: str, *, limit: int = 0) -> dict[str, float]:

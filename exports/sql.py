@@ -171,21 +171,31 @@ class SqlBuilder:
     def json_number_text(self, j: Json) -> str:
         """A JSON number as ``as_text`` prints the value ``json.loads`` makes of it: an
         integer literal exact, a float whole below 10^16 without ``.0``, else ``repr``."""
-        number = f"({j.text})::float8"
-        return (
-            f"CASE WHEN NOT {self._float_literal(j.text)} THEN {j.text} "
-            f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text "
-            f"ELSE {number}::text END"
-        )
+        return self._json_number(j, whole_float="")
 
     def json_number_repr(self, j: Json) -> str:
         """A JSON number as the JSONL writer writes the Python value: ``repr``."""
+        return self._json_number(j, whole_float=" || '.0'")
+
+    def _json_number(self, j: Json, *, whole_float: str) -> str:
         number = f"({j.text})::float8"
         return (
             f"CASE WHEN NOT {self._float_literal(j.text)} THEN {j.text} "
-            f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text || '.0' "
+            f"WHEN {number} = trunc({number}) AND abs({number}) < 1e16 THEN trunc({number})::bigint::text{whole_float} "
             f"ELSE {number}::text END"
         )
+
+    def _numeric_string(self, j: Json) -> tuple[str, str]:
+        """For a JSON string: the test that ``Decimal`` reads it (trimmed, commas dropped)
+        and the number ``_to_number`` makes of it (an int when whole and written without
+        a point, else the exact decimal)."""
+        trimmed = f"replace(regexp_replace({j.text}, '^\\s+|\\s+$', '', 'g'), ',', '')"
+        digits = f"replace({trimmed}, '_', '')::numeric"
+        parsed = (
+            f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) THEN trunc({digits}) "
+            f"ELSE {digits} END"
+        )
+        return f"{trimmed} ~ {self.param(NUMERIC_RE)}", parsed
 
     def json_scalar_text(self, j: Json) -> str:
         """``as_text`` of a JSON string, number or boolean (arrays and objects as JSON)."""
@@ -236,18 +246,13 @@ class SqlBuilder:
 
     def _tag_number(self, j: Json) -> str:
         """``tagging.formatting._to_number``: numbers bare, anything else a string cell."""
-        trimmed = f"replace(regexp_replace({j.text}, '^\\s+|\\s+$', '', 'g'), ',', '')"
-        digits = f"replace({trimmed}, '_', '')::numeric"
-        parsed = (
-            f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) "
-            f"THEN trunc({digits})::text ELSE {digits}::text END"
-        )
+        numeric, parsed = self._numeric_string(j)
         number = self.json_number_repr(j) if self.format == "jsonl" else self.json_number_text(j)
         return (
             f"CASE {j.kind} "
             f"WHEN 'number' THEN {number} "
             f"WHEN 'boolean' THEN CASE WHEN {j.text} = 'true' THEN '1' ELSE '0' END "
-            f"WHEN 'string' THEN CASE WHEN {trimmed} ~ {self.param(NUMERIC_RE)} THEN {parsed} "
+            f"WHEN 'string' THEN CASE WHEN {numeric} THEN ({parsed})::text "
             f"ELSE {self._string(j.text)} END "
             f"ELSE {self._as_text_string(j)} END"
         )
@@ -368,12 +373,7 @@ class XlsxSql(SqlBuilder):
             return None if value is None else self.text_cell(value)
         # tagging.formatting._to_number: a number cell for numbers, booleans (1/0) and
         # numeric strings; any other value a text cell of its as_text.
-        trimmed = f"replace(regexp_replace({j.text}, '^\\s+|\\s+$', '', 'g'), ',', '')"
-        digits = f"replace({trimmed}, '_', '')::numeric"
-        parsed = (
-            f"CASE WHEN position('.' in {trimmed}) = 0 AND {digits} = trunc({digits}) THEN trunc({digits}) "
-            f"ELSE {digits} END"
-        )
+        numeric, parsed = self._numeric_string(j)
         empty = f"{j.kind} IS NULL OR {j.kind} = 'null' OR ({j.kind} = 'string' AND {j.text} = '')"
         return (
             f"CASE WHEN {empty} THEN '<c/>' "
@@ -382,7 +382,7 @@ class XlsxSql(SqlBuilder):
             f"WHEN {j.kind} = 'number' THEN {self.number_cell(f'({j.text})::numeric')} "
             f"WHEN {j.kind} = 'boolean' "
             f"THEN CASE WHEN {j.text} = 'true' THEN '<c><v>1</v></c>' ELSE '<c><v>0</v></c>' END "
-            f"WHEN {j.kind} = 'string' AND {trimmed} ~ {self.param(NUMERIC_RE)} THEN {self.number_cell(parsed)} "
+            f"WHEN {j.kind} = 'string' AND {numeric} THEN {self.number_cell(parsed)} "
             f"ELSE {self.text_cell(self._as_text_string(j))} END"
         )
 

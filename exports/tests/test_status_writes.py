@@ -3,56 +3,23 @@ database will wait: the job still ends recorded, never stuck in ``processing``."
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from django.db import connection, transaction
 
 from audit.models import AuditEvent
 from exports import services
 from exports.models import ExportJob
 from exports.services import _claim, _progress, export_job_create, export_job_run
 from exports.tests.factories import org_with_cases
-
-HOLD_SECONDS = 3.0
-
-
-class LockHolder(threading.Thread):
-    """Another connection that locks the job's row (PostgreSQL) or the whole database
-    (SQLite, whose IMMEDIATE transactions take the write lock at BEGIN) for a while."""
-
-    def __init__(self, job_id: str, seconds: float = HOLD_SECONDS) -> None:
-        super().__init__(daemon=True)
-        self.job_id, self.seconds = job_id, seconds
-        self.locked = threading.Event()
-        self.released_at = 0.0
-
-    def run(self) -> None:
-        try:
-            with transaction.atomic():
-                list(ExportJob.objects.select_for_update().filter(pk=self.job_id))
-                self.locked.set()
-                time.sleep(self.seconds)
-            self.released_at = time.monotonic()
-        finally:
-            connection.close()
-
-
-def _wait_briefly_for_locks() -> None:
-    """This connection gives up on a lock after 0.3 s (SQLite's default here is 30 s)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            cursor.execute("PRAGMA busy_timeout = 300")
-        else:
-            cursor.execute("SET lock_timeout = '300ms'")
+from tests.locks import LockHolder, wait_briefly_for_locks
 
 
 @pytest.mark.django_db(transaction=True)
 def test_failed_status_lands_after_a_lock_longer_than_the_busy_timeout(monkeypatch, caplog):
     org, _ = org_with_cases()
     job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
-    holder = LockHolder(str(job.pk))
+    holder = LockHolder(ExportJob, str(job.pk))
 
     def disk_full(*args, **kwargs):
         holder.start()
@@ -60,7 +27,7 @@ def test_failed_status_lands_after_a_lock_longer_than_the_busy_timeout(monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(services, "export_write", disk_full)
-    _wait_briefly_for_locks()
+    wait_briefly_for_locks()
     export_job_run(job_id=str(job.pk))
     finished = time.monotonic()
     holder.join()
@@ -81,8 +48,8 @@ def test_heartbeat_on_a_busy_database_is_skipped_and_the_next_one_lands():
     job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
     assert _claim(str(job.pk), "me")
     report = _progress(str(job.pk), "me", every_seconds=0)
-    _wait_briefly_for_locks()
-    holder = LockHolder(str(job.pk), seconds=1.5)
+    wait_briefly_for_locks()
+    holder = LockHolder(ExportJob, str(job.pk), seconds=1.5)
     holder.start()
     holder.locked.wait(5)
     report(10)  # meets the lock: skipped, not fatal
@@ -99,7 +66,7 @@ def test_heartbeat_failing_for_half_the_lease_stops_the_job_with_the_database_er
     settings.EXPORT_LEASE_SECONDS = 1  # half a lease: 0.5 s without a heartbeat
     org, _ = org_with_cases()
     job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
-    holder = LockHolder(str(job.pk), seconds=3.5)
+    holder = LockHolder(ExportJob, str(job.pk), seconds=3.5)
     real_write = services.export_write
 
     def slow_rows(job, stream, *, on_progress=None, **kwargs):
@@ -112,7 +79,7 @@ def test_heartbeat_failing_for_half_the_lease_stops_the_job_with_the_database_er
         return real_write(job, stream, on_progress=on_progress, **kwargs)
 
     monkeypatch.setattr(services, "export_write", slow_rows)
-    _wait_briefly_for_locks()
+    wait_briefly_for_locks()
     export_job_run(job_id=str(job.pk))
     holder.join()
     job.refresh_from_db()

@@ -14,10 +14,12 @@ from rest_framework.test import APIClient
 from exports.tests.factories import org_with_cases
 from organizations.models import Membership, Role
 from organizations.tests.factories import member
+from scheduling import runner
 from scheduling.dispatch import schedules_dispatch
 from scheduling.models import ReportSchedule, ScheduleRun
 from scheduling.runner import schedule_run_execute
 from scheduling.tests.factories import make_schedule
+from tests.locks import LockHolder, wait_briefly_for_locks
 
 pytestmark = pytest.mark.django_db
 
@@ -245,3 +247,28 @@ def test_a_run_whose_worker_keeps_dying_is_retried_then_failed(org, owner, djang
     exhausted.refresh_from_db()
     assert retried.status == "success" and retried.attempts == 2
     assert exhausted.status == "failed" and "stopped 3 times without recording a result" in exhausted.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_raises_ends_failed_with_its_error_once_a_long_lock_is_gone(monkeypatch, caplog):
+    org, _ = org_with_cases()
+    owner = member(org, Role.OFFICER, username="owner")
+    schedule = make_schedule(org, owner, format="csv", filters={})
+    run = ScheduleRun.objects.create(schedule=schedule, scheduled_for=timezone.now(), trigger="manual")
+    holder = LockHolder(ScheduleRun, run.pk)
+
+    def disk_full(run_id):
+        holder.start()
+        holder.locked.wait(5)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "_execute", disk_full)
+    wait_briefly_for_locks()
+    schedule_run_execute(run_id=str(run.pk))
+    holder.join()
+    run.refresh_from_db()
+    assert run.status == "failed" and run.lease_expires_at is None
+    assert run.error == "OSError: [Errno 28] No space left on device"  # the real cause
+    assert any("database busy" in r.getMessage() for r in caplog.records)  # it waited the lock out
+    schedule.refresh_from_db()
+    assert schedule.last_run_status == "failed" and schedule.consecutive_failures == 1
