@@ -24,9 +24,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
@@ -35,9 +32,6 @@ from cases.models import RIU, Case, Investigation
 from exports.columns_base import ColumnGroup, ColumnType
 from exports.rows import RowPlan
 from exports.sql import SqlBuilder, SqlFormat, XlsxSql
-from exports.writers.cells import spreadsheet_text
-from exports.writers.parquet_writer import ParquetWriter, arrow_type
-from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
@@ -227,6 +221,8 @@ def copy_write(
     if export_query(plan, cases, format=sql_format, now=now) is None:
         return None
     if format == "csv":
+        from exports.writers.cells import spreadsheet_text
+
         header = io.StringIO()
         csv.writer(header, dialect="excel", lineterminator="\r\n").writerow(
             [spreadsheet_text(column.label) for column in plan.columns]
@@ -259,6 +255,8 @@ def copy_write(
         if format == "parquet":
             rows = _parquet_from_parts(plan, [writer.output for writer in writers], stream, timezone)
         elif format == "xlsx":
+            from exports.writers.xlsx_writer import XlsxWriter, workbook_write
+
             rows = sum(writer.rows for writer in writers)
             workbook_write(
                 stream=stream,
@@ -288,6 +286,13 @@ def _parquet_from_parts(plan: RowPlan, parts: list[Any], stream: BinaryIO, timez
     """Turn the parts' typed CSV into a Parquet file as the Parquet writer lays it out:
     the same schema (datetimes in the organization's zone once the first rows hold one),
     row groups of ``ParquetWriter.row_group_rows``."""
+    # Imported here: web processes never load pyarrow.
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from exports.writers.parquet_writer import ParquetWriter, arrow_type
+
     columns = plan.columns
     datetimes = [c.key for c in columns if c.group != ColumnGroup.TAG and c.type == ColumnType.DATETIME]
     read_types = {c.key: pa.int64() if c.key in datetimes else arrow_type(c, "UTC") for c in columns}

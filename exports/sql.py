@@ -308,7 +308,7 @@ XLSX_PLAIN_MAX = 16_383  # longer text may pass Excel's 32,767 UTF-16 units
 XLSX_ROOM = 32_767 - len("… [truncated]")
 MAX_EXACT_DIGITS = 15
 # The characters str.isspace() is true for (xml:space="preserve" when text starts or ends with one).
-WHITESPACE = [c for c in range(0x110000) if chr(c).isspace()]
+WHITESPACE = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
 _SPACE_CLASS = "".join(chr(c) for c in WHITESPACE if c >= 32 and c != 0x7F) + "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 # Text that needs care: a character XML cannot hold or that must be escaped, a formula or
 # whitespace at its start, whitespace at its end.

@@ -16,6 +16,7 @@ from django.core.management import call_command
 
 from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
 from exports import pushdown
+from exports import sql as sql_module
 from exports.filters import cases_filtered
 from exports.pushdown import export_query
 from exports.rows import RowPlan
@@ -341,3 +342,7 @@ def test_a_pushed_down_workbook_opens_in_libreoffice_as_the_python_one_does(sett
         converted.append(office_csv(path, tmp_path / "profile"))
     assert converted[0] == converted[1]
     assert len(list(csv.reader(io.StringIO(converted[0], newline="")))) == len(JSON_VALUES) + 1
+
+
+def test_the_whitespace_list_is_what_python_calls_whitespace():
+    assert [c for c in range(0x110000) if chr(c).isspace()] == sql_module.WHITESPACE
