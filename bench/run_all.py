@@ -11,8 +11,8 @@ export's time over the anchor's for as many case rows (1.0 = as fast as the anch
 XlsxWriter anchor writes at most 100,000 rows). django-import-export, the
 peer users would otherwise pick, exports the same cases as CSV (on at most ``--peer-rows``
 rows: it needs minutes). SQLite lives in ``var/bench.sqlite3``; PostgreSQL in the
-``dossier_bench`` database of ``BENCH_POSTGRES_URL`` (default the local server), skipped
-when no server answers. Data is seeded once per size and kept.
+``dossier_bench_<cases>`` database of ``BENCH_POSTGRES_URL`` (default the local server),
+skipped when no server answers. Data is seeded once per size and kept.
 """
 
 from __future__ import annotations
@@ -32,18 +32,20 @@ FORMATS = ("csv", "jsonl", "parquet", "xlsx")
 ANCHOR = {"csv": "anchor_read", "jsonl": "anchor_read", "parquet": "anchor_parquet", "xlsx": "anchor_xlsx"}
 
 
-def postgres_url() -> str | None:
-    """The benchmark database on the PostgreSQL server, created if missing; None if none answers."""
+def postgres_url(cases: int) -> str | None:
+    """The benchmark database for this size on the PostgreSQL server, created if missing;
+    None when no server answers."""
     import psycopg
 
     server = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    name = f"dossier_bench_{cases}"
     try:
         with psycopg.connect(server, autocommit=True, connect_timeout=3) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'dossier_bench'").fetchone():
-                conn.execute("CREATE DATABASE dossier_bench")
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError:
         return None
-    return server.rsplit("/", 1)[0] + "/dossier_bench"
+    return f"{server.rsplit('/', 1)[0]}/{name}"
 
 
 def run(database_url: str, cases: int, peer_rows: int) -> dict:  # type: ignore[type-arg]
@@ -87,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
     databases = [] if args.skip_sqlite else [f"sqlite:///{ROOT / 'var' / f'bench_{args.cases}.sqlite3'}"]
-    if (url := postgres_url()) is not None:
+    if (url := postgres_url(args.cases)) is not None:
         databases.append(url)
     else:
         print("PostgreSQL is not answering: SQLite only.")
