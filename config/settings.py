@@ -171,7 +171,7 @@ EXPORT_MAX_ATTEMPTS = env.int("EXPORT_MAX_ATTEMPTS", default=3)
 # On PostgreSQL, CSV exports are rendered in SQL and streamed by COPY (same bytes as the
 # Python path, ~10x faster); False forces the Python path everywhere.
 EXPORT_SQL_PUSHDOWN = env.bool("EXPORT_SQL_PUSHDOWN", default=True)
-# Large pushed-down exports are cut into this many parts, each COPY on its own connection.
+# A pushed-down export reads its parts (25,000 rows each) on this many connections at once.
 EXPORT_COPY_CONNECTIONS = env.int("EXPORT_COPY_CONNECTIONS", default=2)
 
 _retention = env.int("EXPORT_RETENTION_HOURS", default=0)

@@ -22,11 +22,13 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from queue import Empty, SimpleQueue
 from typing import Any, BinaryIO, cast
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from cases.models import RIU, Case, Investigation
 from exports.columns_base import ColumnGroup, ColumnType
@@ -35,7 +37,8 @@ from exports.sql import SqlBuilder, SqlFormat, XlsxSql
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
-PART_ROWS = 50_000  # smaller files are written by one connection
+PART_ROWS = 25_000  # rows per part: a part's sort stays in memory
+COPY_WORK_MEM = "64MB"
 
 
 class ExportStopped(Exception):
@@ -231,25 +234,33 @@ def copy_write(
     # Inside a transaction (a caller's atomic block) other connections would not see its
     # rows: one part, on this connection. Otherwise parts on connections of their own.
     in_transaction = connection.in_atomic_block
-    parts = [None, None] if in_transaction else _parts(cases, total)
+    bounds = [None, None] if in_transaction else _parts(cases, total)
+    stop = threading.Event()
     writers = []
-    for lo, hi in itertools.pairwise(parts):
+    for lo, hi in itertools.pairwise(bounds):
         compiled = export_query(plan, cases, format=sql_format, now=now, start=lo, stop=hi)
         assert compiled is not None  # the same columns rendered above
-        writers.append(_PartWriter(compiled, format, timezone))
+        writers.append(_Part(compiled, format, stop))
+    pool: list[_Connection] = []
     try:
         if in_transaction:
-            writers[0].run_in_transaction()
-        for writer in writers if not in_transaction else ():
-            writer.start()
-        while any(writer.is_alive() for writer in writers):
+            writers[0].run_in_transaction(timezone)
+        else:
+            queue: SimpleQueue[_Part] = SimpleQueue()
             for writer in writers:
-                writer.join(timeout=0.5)
-            if on_progress is not None:
-                on_progress(sum(writer.rows for writer in writers))  # may raise: cancelled
-        for writer in writers:
-            if writer.error is not None:
-                raise writer.error
+                queue.put(writer)
+            connections = max(1, int(getattr(settings, "EXPORT_COPY_CONNECTIONS", 2)))
+            pool = [_Connection(queue, timezone, stop) for _ in range(min(connections, len(writers)))]
+            for worker in pool:
+                worker.start()
+            while any(worker.is_alive() for worker in pool):
+                for worker in pool:
+                    worker.join(timeout=0.5)
+                if on_progress is not None:
+                    on_progress(sum(writer.rows for writer in writers))  # may raise: cancelled
+            for worker in pool:
+                if worker.error is not None:
+                    raise worker.error
         for writer in writers:
             writer.output.seek(0)
         if format == "parquet":
@@ -271,11 +282,10 @@ def copy_write(
                 shutil.copyfileobj(writer.output, stream, 1 << 20)
             rows = sum(writer.rows for writer in writers)
     finally:
+        stop.set()
+        for worker in pool:
+            worker.join()
         for writer in writers:
-            writer.stop.set()
-        for writer in writers:
-            if writer.ident is not None:
-                writer.join()
             writer.output.close()
     if on_progress is not None:
         on_progress(rows)
@@ -344,50 +354,37 @@ def _parquet_from_parts(plan: RowPlan, parts: list[Any], stream: BinaryIO, timez
 
 
 def _parts(cases: QuerySet[Case], total: int) -> list[Bound]:
-    """Boundaries cutting the file into parts of about ``PART_ROWS`` rows (at most
-    ``EXPORT_COPY_CONNECTIONS``): ``[None, b1, …, None]``."""
-    connections = max(1, int(getattr(settings, "EXPORT_COPY_CONNECTIONS", 2)))
-    count = max(1, min(connections, total // PART_ROWS))
-    ordered = cases.order_by("created_at", "id").values_list("created_at", "id")
-    inner: list[Bound] = [tuple(ordered[total * k // count]) for k in range(1, count)]  # type: ignore[misc]
-    return [None, *inner, None]
+    """Boundaries cutting the file into parts of ``PART_ROWS`` rows: ``[None, b1, …, None]``.
+
+    Small parts keep each part's sort (the file's order) in memory; the keys of every
+    ``PART_ROWS``-th row come from one query over the keys alone.
+    """
+    if total <= PART_ROWS:
+        return [None, None]
+    starts = list(range(PART_ROWS + 1, total + 1, PART_ROWS))
+    ranked = cases.annotate(n=Window(RowNumber(), order_by=[F("created_at").asc(), F("id").asc()]))
+    keys = ranked.filter(n__in=starts).order_by("created_at", "id").values_list("created_at", "id")
+    return [None, *((created, pk) for created, pk in keys), None]
 
 
-class _PartWriter(threading.Thread):
-    """Runs one part's COPY on a connection of its own into a temporary file."""
+class _Part:
+    """One part of the file: its query, and its rows in a temporary file."""
 
-    def __init__(self, compiled: tuple[str, dict[str, Any]], format: str, timezone: str) -> None:
-        super().__init__(daemon=True)
+    def __init__(self, compiled: tuple[str, dict[str, Any]], format: str, stop: threading.Event) -> None:
         self.sql, self.params = compiled
-        self.format, self.timezone = format, timezone
+        self.format = format
         self.output = tempfile.TemporaryFile(dir=getattr(settings, "EXPORTS_TMP_DIR", None) or None)  # noqa: SIM115
         self.rows = 0
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
+        self.stop = stop
 
-    def run(self) -> None:
-        try:
-            own = connection.get_new_connection(connection.get_connection_params())
-            try:
-                with own.cursor() as cursor:
-                    # The zone renders datetimes (to_char) as the Python path's astimezone() does.
-                    cursor.execute(
-                        "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false)", [self.timezone]
-                    )
-                    self.copy(cursor)
-            finally:
-                own.close()
-        except BaseException as exc:  # handed to the caller's thread
-            self.error = exc
-
-    def run_in_transaction(self) -> None:
+    def run_in_transaction(self, timezone: str) -> None:
         """Run on the caller's connection, in the caller's transaction (so the export sees
         what that transaction sees), restoring the settings it changes for the COPY."""
         with connection.cursor() as wrapper:
             cursor = wrapper.cursor
             cursor.execute("SELECT current_setting('TimeZone'), current_setting('jit')")
             zone, jit = cursor.fetchone()
-            cursor.execute("SELECT set_config('TimeZone', %s, true), set_config('jit', 'off', true)", [self.timezone])
+            cursor.execute("SELECT set_config('TimeZone', %s, true), set_config('jit', 'off', true)", [timezone])
             try:
                 self.copy(cursor)
             finally:
@@ -399,13 +396,46 @@ class _PartWriter(threading.Thread):
         elif self.format == "parquet":  # typed CSV for pyarrow: NULL unquoted, "" quoted
             _copy_lines(cursor, f"COPY ({self.sql}) TO STDOUT (FORMAT csv)", self.params, self)
         else:
-            # A JSON line never holds a raw control character: with \x01 as the quote and
-            # \x02 as the delimiter, COPY writes each line as it is.
+            # A JSON line or a sheet row never holds a raw control character: with \x01 as
+            # the quote and \x02 as the delimiter, COPY writes each line as it is.
             statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
             _copy_lines(cursor, statement, self.params, self)
 
 
-def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter) -> None:
+class _Connection(threading.Thread):
+    """A database connection of its own, writing parts from the queue until none is left."""
+
+    def __init__(self, queue: SimpleQueue[_Part], timezone: str, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.queue, self.timezone, self.stop = queue, timezone, stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            own = connection.get_new_connection(connection.get_connection_params())
+            try:
+                with own.cursor() as cursor:
+                    # The zone renders datetimes (to_char) as the Python path's astimezone()
+                    # does; a part's sort fits in work_mem; JIT only slows these queries.
+                    cursor.execute(
+                        "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false), "
+                        "set_config('work_mem', %s, false)",
+                        [self.timezone, COPY_WORK_MEM],
+                    )
+                    while not self.stop.is_set():
+                        try:
+                            part = self.queue.get_nowait()
+                        except Empty:
+                            return
+                        part.copy(cursor)
+            finally:
+                own.close()
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+            self.stop.set()
+
+
+def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
     """Stream COPY's CSV, ending records with CRLF as Python's csv module does.
 
     A line feed ends a record only outside quotes; quotes inside a quoted value are
@@ -439,7 +469,7 @@ def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _PartWr
     _blocks(cursor, statement, params, part, flush)
 
 
-def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter) -> None:
+def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
     """Stream COPY's output as it is (one JSON line per row)."""
 
     def flush(data: bytes) -> None:
@@ -449,9 +479,7 @@ def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part
     _blocks(cursor, statement, params, part, flush)
 
 
-def _blocks(
-    cursor: Any, statement: str, params: dict[str, Any], part: _PartWriter, flush: Callable[[bytes], None]
-) -> None:
+def _blocks(cursor: Any, statement: str, params: dict[str, Any], part: _Part, flush: Callable[[bytes], None]) -> None:
     """COPY sends a message per row: hand them on about a megabyte at a time, and stop
     between blocks when asked to."""
     with cursor.copy(statement, params) as copy:

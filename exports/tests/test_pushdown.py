@@ -296,7 +296,10 @@ def test_parts_written_on_several_connections_join_in_order(settings, monkeypatc
     monkeypatch.setattr(pushdown, "PART_ROWS", 5)
     settings.EXPORT_COPY_CONNECTIONS = 3
     columns = {"max_investigations": 2}
-    assert pushdown._parts(cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE), len(JSON_VALUES))[1]
+    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    bounds = pushdown._parts(cases, len(JSON_VALUES))
+    keys = list(cases.order_by("created_at", "id").values_list("created_at", "id"))
+    assert bounds == [None, *keys[5::5], None]  # rows 6, 11, 16…: 7 parts of 5
     assert _export(org, settings, pushdown=True, columns=columns) == _export(
         org, settings, pushdown=False, columns=columns
     )
