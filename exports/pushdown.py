@@ -122,10 +122,14 @@ def export_query(
     where = _named(builder, where, where_params)
     case_table = refs.case_table
     order = f"({case_table}.created_at, {case_table}.id)"
+    # The plain created_at bounds say nothing new, but let the planner see that a part is
+    # small (it cannot estimate a row comparison): index lookups instead of whole scans.
     if start is not None:
-        where += f" AND {order} >= ({builder.param(start[0])}::timestamptz, {builder.param(start[1])}::bigint)"
+        at, pk = builder.param(start[0]), builder.param(start[1])
+        where += f" AND {case_table}.created_at >= {at}::timestamptz AND {order} >= ({at}::timestamptz, {pk}::bigint)"
     if stop is not None:
-        where += f" AND {order} < ({builder.param(stop[0])}::timestamptz, {builder.param(stop[1])}::bigint)"
+        at, pk = builder.param(stop[0]), builder.param(stop[1])
+        where += f" AND {case_table}.created_at <= {at}::timestamptz AND {order} < ({at}::timestamptz, {pk}::bigint)"
     joins = [
         f"LEFT JOIN {_quoted(RIU._meta.db_table)} r ON r.id = {case_table}.primary_riu_id",
         f'LEFT JOIN "auth_user" u ON u.id = {case_table}.assignee_id',
