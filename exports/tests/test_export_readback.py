@@ -205,3 +205,12 @@ def test_investigations_dataset_has_one_row_per_investigation(client, django_cap
         (i.case.reference, i.number) for i in invs
     ]
     assert [r["tag_3"] for r in rows] == [i.custom_fields.get("legal_hold") for i in invs]
+
+
+def test_investigation_count_is_counted_without_the_investigation_groups(client, django_capture_on_commit_callbacks):
+    columns = {"include_investigations": False, "include_tags": False, "core": ["reference", "investigation_count"]}
+    detail, content = run_export(client, "csv", django_capture_on_commit_callbacks, columns=columns)
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"), newline="")))
+    assert rows[0] == ["Case reference", "Investigations"]
+    counts = {case.reference: str(case.investigations.count()) for case in Case.objects.all()}
+    assert dict(rows[1:]) == counts and sorted(set(counts.values())) == ["0", "1", "2", "4"]
