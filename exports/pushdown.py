@@ -216,9 +216,10 @@ def copy_write(
     """Write a CSV, JSONL, Parquet or XLSX file through COPY; returns the row count, or
     None when the export cannot be pushed down (nothing is written then).
 
-    Large files are cut into parts at ``(created_at, id)`` boundaries, each written by its
-    own connection (a PostgreSQL backend each: the work is the database's); the parts are
-    joined in order. This thread only gathers progress, so a cancel is noticed in time.
+    Files are cut into parts of ``PART_ROWS`` at ``(created_at, id)`` boundaries, read by a
+    pool of ``EXPORT_COPY_CONNECTIONS`` connections (a PostgreSQL backend each: the work is
+    the database's) into temporary files, joined in order. This thread only gathers
+    progress, so a cancel is noticed in time.
     Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups; XLSX
     parts are the sheets' rows, already SpreadsheetML, laid into the workbook.
     """
@@ -240,57 +241,57 @@ def copy_write(
     in_transaction = connection.in_atomic_block
     bounds = [None, None] if in_transaction else _parts(cases, total)
     stop = threading.Event()
-    writers = []
+    parts: list[_Part] = []
     for lo, hi in itertools.pairwise(bounds):
         compiled = export_query(plan, cases, format=sql_format, now=now, start=lo, stop=hi)
         assert compiled is not None  # the same columns rendered above
-        writers.append(_Part(compiled, format, stop))
+        parts.append(_Part(compiled, format, stop))
     pool: list[_Connection] = []
     try:
         if in_transaction:
-            writers[0].run_in_transaction(timezone)
+            parts[0].run_in_transaction(timezone)
         else:
             queue: SimpleQueue[_Part] = SimpleQueue()
-            for writer in writers:
-                queue.put(writer)
+            for part in parts:
+                queue.put(part)
             connections = max(1, int(getattr(settings, "EXPORT_COPY_CONNECTIONS", 2)))
-            pool = [_Connection(queue, timezone, stop) for _ in range(min(connections, len(writers)))]
+            pool = [_Connection(queue, timezone, stop) for _ in range(min(connections, len(parts)))]
             for worker in pool:
                 worker.start()
             while any(worker.is_alive() for worker in pool):
                 for worker in pool:
                     worker.join(timeout=0.5)
                 if on_progress is not None:
-                    on_progress(sum(writer.rows for writer in writers))  # may raise: cancelled
+                    on_progress(sum(part.rows for part in parts))  # may raise: cancelled
             for worker in pool:
                 if worker.error is not None:
                     raise worker.error
-        for writer in writers:
-            writer.output.seek(0)
+        for part in parts:
+            part.output.seek(0)
         if format == "parquet":
-            rows = _parquet_from_parts(plan, [writer.output for writer in writers], stream, timezone)
+            rows = _parquet_from_parts(plan, [part.output for part in parts], stream, timezone)
         elif format == "xlsx":
             from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
-            rows = sum(writer.rows for writer in writers)
+            rows = sum(part.rows for part in parts)
             workbook_write(
                 stream=stream,
                 columns=plan.columns,
-                rows=(line.decode().rstrip("\n") for writer in writers for line in writer.output),
+                rows=(line.decode().rstrip("\n") for part in parts for line in part.output),
                 encode=lambda line, number: line,
                 about=[*(about or []), ("Rows", f"{rows:,}")],
                 limit=XlsxWriter.max_rows_per_sheet,
             )
         else:
-            for writer in writers:
-                shutil.copyfileobj(writer.output, stream, 1 << 20)
-            rows = sum(writer.rows for writer in writers)
+            for part in parts:
+                shutil.copyfileobj(part.output, stream, 1 << 20)
+            rows = sum(part.rows for part in parts)
     finally:
         stop.set()
         for worker in pool:
             worker.join()
-        for writer in writers:
-            writer.output.close()
+        for part in parts:
+            part.output.close()
     if on_progress is not None:
         on_progress(rows)
     return rows
