@@ -151,7 +151,8 @@ def _exports_storage(url: str) -> dict[str, Any]:
             "default_acl": None,
             "querystring_auth": True,
             "querystring_expire": 300,
-            # A custom domain would make url() unsigned and non-expiring (FIELD-NOTES).
+            # With a custom domain (and no CloudFront key) django-storages returns unsigned,
+            # never-expiring URLs from url().
             "custom_domain": None,
         },
     }
@@ -204,9 +205,10 @@ else:
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
-# Rules from FIELD-NOTES: timeout < retry (a task is redelivered only after it surely
-# stopped), finite max_attempts, no catch-up replays of missed slots (the dispatcher
-# coalesces them itself). Idempotency and recovery live in our own tables.
+# django-q2: with the ORM broker a task is redelivered `retry` seconds after it was taken,
+# so timeout < retry (a task is redelivered only after it surely stopped); max_attempts
+# defaults to 0 (for ever), so it is finite here; catch_up would replay every missed slot
+# (the dispatcher coalesces them itself). Idempotency and recovery live in our own tables.
 Q_CLUSTER: dict[str, Any] = {
     "name": "dossier",
     "workers": env.int("Q_WORKERS", default=2),
