@@ -1,8 +1,9 @@
 """A WeasyPrint URL fetcher that serves the board report's bundled assets and nothing else.
 
 WeasyPrint's default fetcher reads ``file://`` URLs and follows network URLs and their
-redirects (before WeasyPrint 68 a redirect bypassed a custom fetcher: CVE-2025-68616). The report embeds user text (case titles,
-categories, the organization's name); it is escaped, but this fetcher is the second wall:
+redirects (before WeasyPrint 68 a redirect bypassed a custom fetcher: CVE-2025-68616).
+The report embeds user text (case titles, categories, the organization's name); it is
+escaped, but this fetcher is the second wall:
 every URL that is not ``dossier-asset:<file>`` naming a file inside ``assets/`` is refused,
 and WeasyPrint skips the resource with a warning.
 """
