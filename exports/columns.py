@@ -74,9 +74,6 @@ class Refs(Protocol):
     def value(self, expression: str) -> str: ...
 
 
-CoreColumn = ExportColumn
-
-
 def _field(name: str) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
         i = layout.case[name]
@@ -110,7 +107,7 @@ def _core(
     width: int = 16,
     field: str | None = None,
     labels: Mapping[str, str] | None = None,
-) -> CoreColumn:
+) -> ExportColumn:
     source = field or key
     if labels is not None:
         compile = _choice(source, labels)
@@ -118,7 +115,7 @@ def _core(
         compile = _local(source)
     else:
         compile = _field(source)
-    return CoreColumn(
+    return ExportColumn(
         Column(key, label, type_, ColumnGroup.CORE, width), (source,), compile, sql=_typed_sql(source, type_, labels)
     )
 
@@ -155,8 +152,9 @@ def _computed(
     compile: Callable[[Layout], Extractor],
     width: int = 14,
     sql: Callable[[SqlBuilder, Refs], str | None] | None = None,
-) -> CoreColumn:
-    return CoreColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, compile, sql=sql)
+    investigation_fields: tuple[str, ...] = (),
+) -> ExportColumn:
+    return ExportColumn(Column(key, label, type_, ColumnGroup.CORE, width), fields, compile, investigation_fields, sql)
 
 
 def _days_sql(b: SqlBuilder, end: str, start: str) -> str:
@@ -201,7 +199,7 @@ def _created_year(layout: Layout) -> Extractor:
 
 
 # "Days open" and "overdue" count to the export's generation time (``Layout.now``).
-CORE_COLUMNS: list[CoreColumn] = [
+CORE_COLUMNS: list[ExportColumn] = [
     _core("reference", "Case reference", T.TEXT, 18),
     _core("title", "Title", T.TEXT, 40),
     _core("summary", "Summary", T.TEXT, 50),
@@ -280,6 +278,7 @@ CORE_COLUMNS: list[CoreColumn] = [
         _investigation_count,
         8,
         sql=lambda b, r: b.number(r.count()),
+        investigation_fields=("case_id",),  # counts the case's investigations
     ),
     _computed(
         "created_month",
@@ -396,15 +395,11 @@ def investigation_group_columns(max_investigations: int, include_overflow: bool)
                 overflow,
                 (),
                 _overflow(max_investigations),
+                ("case_id",),  # counts the case's investigations
                 sql=lambda b, r: b.number(f"GREATEST({r.count()}::int - {max_investigations:d}, 0)"),
             )
         )
     return columns
-
-
-def investigation_columns(max_investigations: int, include_overflow: bool) -> list[Column]:
-    """The public shape of the investigation group columns."""
-    return [c.column for c in investigation_group_columns(max_investigations, include_overflow)]
 
 
 #: Fields read as aware datetimes and shown in the organization's zone, per entity.
@@ -482,11 +477,6 @@ def tag_export_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | 
             export_column = replace(export_column, column=replace(column, label=f"{column.label} (tag)"))
         columns.append(export_column)
     return columns
-
-
-def tag_columns(snapshot: Sequence[Mapping[str, Any]], taken: set[str] | None = None) -> list[Column]:
-    """The public shape of the tag columns."""
-    return [c.column for c in tag_export_columns(snapshot, taken)]
 
 
 #: Key columns of the parent case, repeated on every row of the investigations dataset.
@@ -574,7 +564,7 @@ def columns_resolve(raw: Any) -> dict[str, Any]:
     return options
 
 
-def selected_core(options: Mapping[str, Any]) -> list[CoreColumn]:
+def selected_core(options: Mapping[str, Any]) -> list[ExportColumn]:
     """The core columns an export includes, in the requested order."""
     if options.get("core") is None:
         return list(CORE_COLUMNS)

@@ -119,9 +119,9 @@ class RowPlan:
         case_fields = ["id", "created_at"]
         case_fields += sorted({f for c in self.export_columns for f in c.fields} - set(case_fields))
         self.case_fields = case_fields
-        inv_fields = sorted({f for c in self.export_columns for f in c.investigation_fields} - {"case_id"})
-        self.needs_investigations = dataset == "investigations" or bool(inv_fields) or self._counts_investigations()
-        self.inv_fields = ["case_id", *inv_fields]
+        inv_fields = {f for c in self.export_columns for f in c.investigation_fields}
+        self.needs_investigations = dataset == "investigations" or bool(inv_fields)
+        self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
         layout = Layout(
             case={f: i for i, f in enumerate(self.case_fields)},
             investigation={f: i for i, f in enumerate(self.inv_fields)},
@@ -129,10 +129,6 @@ class RowPlan:
             now=now.astimezone(zone),
         )
         self.extractors = [c.compile(layout) for c in self.export_columns]
-
-    def _counts_investigations(self) -> bool:
-        keys = {c.column.key for c in self.export_columns}
-        return "investigation_count" in keys or "investigations_overflow" in keys
 
     # --- reading --------------------------------------------------------------------------
 
