@@ -278,7 +278,7 @@ def copy_write(
                 stream=stream,
                 columns=plan.columns,
                 rows=(line.decode().rstrip("\n") for part in parts for line in part.output),
-                encode=lambda line, number: line,
+                rows_are_xml=True,
                 about=[*(about or []), ("Rows", f"{rows:,}")],
                 limit=XlsxWriter.max_rows_per_sheet,
             )

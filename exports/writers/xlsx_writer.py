@@ -110,10 +110,7 @@ class XlsxWriter(BaseWriter):
         about: Sequence[tuple[str, str]],
     ) -> None:
         """Write the data sheets, then the About sheet, then the workbook's other parts."""
-        encode = RowEncoder(len(columns)).encode
-        workbook_write(
-            stream=stream, columns=columns, rows=rows, encode=encode, about=about, limit=self.max_rows_per_sheet
-        )
+        workbook_write(stream=stream, columns=columns, rows=rows, about=about, limit=self.max_rows_per_sheet)
 
 
 def workbook_write(
@@ -121,16 +118,15 @@ def workbook_write(
     stream: BinaryIO,
     columns: Sequence[Column],
     rows: Iterable[Any],
-    encode: Callable[[Any, int], str],
     about: Sequence[tuple[str, str]],
     limit: int,
+    rows_are_xml: bool = False,
 ) -> None:
-    """The workbook: ``rows`` as data sheets of at most ``limit`` rows (each row turned into
-    its ``<row>`` by ``encode(row, row_number)``), then the About sheet and the package.
-
-    The SQL pushdown passes rows already written as SpreadsheetML.
-    """
+    """The workbook: ``rows`` as data sheets of at most ``limit`` rows, then the About sheet
+    and the package. Rows are values, or with ``rows_are_xml`` already ``<row>`` elements
+    (the SQL pushdown writes them)."""
     style = RowEncoder(len(columns)).encode
+    encode: Callable[[Any, int], str] = (lambda xml, number: xml) if rows_are_xml else style
     widths = [column.width for column in columns]
     header = [column.label for column in columns]
     count = 0
