@@ -95,12 +95,7 @@ def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
     except Exception as exc:
         logger.exception("schedule run %s failed", run_id)
         error = f"{type(exc).__name__}: {exc}"
-        return db_write_retry(lambda: _fail(run_id, error), what=f"run {run_id} failed status")
-
-
-def _fail(run_id: str, error: str) -> ScheduleRun | None:
-    run = ScheduleRun.objects.select_related("schedule").get(pk=run_id)
-    return _finish(run, RunStatus.FAILED, error=error)
+        return _finish(ScheduleRun.objects.get(pk=run_id), RunStatus.FAILED, error=error)
 
 
 def _execute(run_id: str) -> ScheduleRun | None:
@@ -112,9 +107,7 @@ def _execute(run_id: str) -> ScheduleRun | None:
             f"{schedule.organization.slug}; the schedule is paused until someone takes it over."
         )
         db_write_retry(lambda: schedule_pause(schedule=schedule, reason=reason), what=f"schedule {schedule.pk} pause")
-        return db_write_retry(
-            lambda: _finish(run, RunStatus.FAILED, error=reason, notify=False), what=f"run {run_id} status"
-        )
+        return _finish(run, RunStatus.FAILED, error=reason, notify=False)
     job = run.export_job
     if job is None:
         job = _export_for(run)
@@ -124,12 +117,11 @@ def _execute(run_id: str) -> ScheduleRun | None:
     if job.status != ExportStatus.COMPLETED:
         if job.status == ExportStatus.PROCESSING:
             return None  # another worker is writing it; the run's lease brings us back
-        error = f"The export {job.status}: {job.error or 'no detail'}"
-        return db_write_retry(lambda: _finish(run, RunStatus.FAILED, error=error), what=f"run {run_id} status")
+        return _finish(run, RunStatus.FAILED, error=f"The export {job.status}: {job.error or 'no detail'}")
     ScheduleRun.objects.filter(pk=run.pk).update(row_count=job.row_count, file_size_bytes=job.file_size_bytes)
     run.refresh_from_db()
     if schedule.skip_if_empty and not job.row_count:
-        return db_write_retry(lambda: _finish(run, RunStatus.SKIPPED), what=f"run {run_id} status")
+        return _finish(run, RunStatus.SKIPPED)
     db_write_retry(lambda: _create_deliveries(run), what=f"run {run_id} deliveries")
     deliveries_send(run_id=str(run.pk))
     run.refresh_from_db()
@@ -196,7 +188,7 @@ def deliveries_send(*, run_id: str | None = None, now: dt.datetime | None = None
         )
     )
     for rid in runs:
-        db_write_retry(functools.partial(_finish_if_delivered, str(rid)), what=f"run {rid} status")
+        _finish_if_delivered(str(rid))
     return sent
 
 
@@ -397,30 +389,39 @@ def _finish_if_delivered(run_id: str) -> None:
 
 
 def _finish(run: ScheduleRun, status: str, *, error: str = "", notify: bool = True) -> ScheduleRun | None:
-    with transaction.atomic():
-        if not ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=status, error=error[:5000], completed_at=timezone.now(), lease_expires_at=None
-        ):
-            return None
-        run.refresh_from_db()
-        schedule = ReportSchedule.objects.select_for_update().get(pk=run.schedule_id)
-        if run.recipients_override is None:  # a test to oneself does not count in the history
-            failed = status == RunStatus.FAILED
-            schedule.last_run_at, schedule.last_run_status = run.completed_at, status
-            schedule.consecutive_failures = schedule.consecutive_failures + 1 if failed else 0
-            schedule.save(update_fields=["last_run_at", "last_run_status", "consecutive_failures", "updated_at"])
-        audit_record(
-            organization_id=schedule.organization_id,
-            action=f"schedule.run_{status}",
-            target=schedule,
-            details={"run": str(run.pk), "error": error or None, "rows": run.row_count},
-        )
+    """Record the run's outcome (retried while the database is busy: a run must never stay
+    ``running`` for want of a write), then tell the owner and pause after repeated failures."""
+    schedule = db_write_retry(lambda: _finish_record(run, status, error), what=f"run {run.pk} status")
+    if schedule is None:
+        return None  # finished elsewhere already
     if status in (RunStatus.FAILED, RunStatus.PARTIAL) and notify:
         _notify_owner(run, schedule)
     if schedule.consecutive_failures >= PAUSE_AFTER_FAILURES and schedule.is_active:
         schedule_pause(schedule=schedule, reason=f"Paused after {schedule.consecutive_failures} failed runs in a row.")
         _notify_owner(run, schedule, paused=True)
     return run
+
+
+@transaction.atomic
+def _finish_record(run: ScheduleRun, status: str, error: str) -> ReportSchedule | None:
+    if not ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=status, error=error[:5000], completed_at=timezone.now(), lease_expires_at=None
+    ):
+        return None
+    run.refresh_from_db()
+    schedule = ReportSchedule.objects.select_for_update().get(pk=run.schedule_id)
+    if run.recipients_override is None:  # a test to oneself does not count in the history
+        failed = status == RunStatus.FAILED
+        schedule.last_run_at, schedule.last_run_status = run.completed_at, status
+        schedule.consecutive_failures = schedule.consecutive_failures + 1 if failed else 0
+        schedule.save(update_fields=["last_run_at", "last_run_status", "consecutive_failures", "updated_at"])
+    audit_record(
+        organization_id=schedule.organization_id,
+        action=f"schedule.run_{status}",
+        target=schedule,
+        details={"run": str(run.pk), "error": error or None, "rows": run.row_count},
+    )
+    return schedule
 
 
 def _notify_owner(run: ScheduleRun, schedule: ReportSchedule, paused: bool = False) -> None:
