@@ -21,6 +21,12 @@ class LockHolder(threading.Thread):
         self.locked = threading.Event()
         self.released_at = 0.0
 
+    def take(self) -> None:
+        """Start holding the lock, and return once it is held."""
+        self.start()
+        if not self.locked.wait(5):
+            raise TimeoutError("the other connection could not take the lock")
+
     def run(self) -> None:
         try:
             with transaction.atomic():

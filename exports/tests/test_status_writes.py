@@ -22,8 +22,7 @@ def test_failed_status_lands_after_a_lock_longer_than_the_busy_timeout(monkeypat
     holder = LockHolder(ExportJob, str(job.pk))
 
     def disk_full(*args, **kwargs):
-        holder.start()
-        holder.locked.wait(5)
+        holder.take()
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(services, "export_write", disk_full)
@@ -50,8 +49,7 @@ def test_heartbeat_on_a_busy_database_is_skipped_and_the_next_one_lands():
     report = _progress(str(job.pk), "me", every_seconds=0)
     wait_briefly_for_locks()
     holder = LockHolder(ExportJob, str(job.pk), seconds=1.5)
-    holder.start()
-    holder.locked.wait(5)
+    holder.take()
     report(10)  # meets the lock: skipped, not fatal
     holder.join()
     job.refresh_from_db()
@@ -70,8 +68,7 @@ def test_heartbeat_failing_for_half_the_lease_stops_the_job_with_the_database_er
     real_write = services.export_write
 
     def slow_rows(job, stream, *, on_progress=None, **kwargs):
-        holder.start()
-        holder.locked.wait(5)
+        holder.take()
         deadline = time.monotonic() + 2.8
         while time.monotonic() < deadline:  # a writer reporting progress while the lock is held
             on_progress(1)

@@ -258,8 +258,7 @@ def test_a_run_that_raises_ends_failed_with_its_error_once_a_long_lock_is_gone(m
     holder = LockHolder(ScheduleRun, run.pk)
 
     def disk_full(run_id):
-        holder.start()
-        holder.locked.wait(5)
+        holder.take()
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(runner, "_execute", disk_full)
