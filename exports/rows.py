@@ -12,8 +12,7 @@ job, the tick or django-q2 writes. Memory holds one chunk at a time.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import json
+import functools
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -33,7 +32,7 @@ Converter = Callable[[Any], Any]
 
 def fetch(query: QuerySet[Any], convert: Sequence[tuple[int, Converter]]) -> list[Sequence[Any]]:
     """The rows of a ``values_list`` query, converted only where the database's value is not
-    yet the Python one (Django's generic converters cost more than reading the rows)."""
+    yet the Python one (Django's per-row converter loop costs more than reading the rows)."""
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -51,21 +50,26 @@ def fetch(query: QuerySet[Any], convert: Sequence[tuple[int, Converter]]) -> lis
 
 
 def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Converter]]:
-    """(index, function) for each lookup whose raw database value needs converting."""
+    """(index, function) for each lookup whose raw database value needs converting: Django's
+    own converters for the field, but for datetimes on SQLite, which are parsed directly
+    (Django's generic datetime converter costs more than reading the row)."""
     found: list[tuple[int, Converter]] = []
     for i, lookup in enumerate(lookups):
         field = _field(model, lookup)
-        kind = field.get_internal_type()
-        if kind == "JSONField":
-            found.append((i, _json))
-        elif connection.vendor == "sqlite":
-            if kind == "DateTimeField":
-                found.append((i, _sqlite_datetime))
-            elif kind == "BooleanField":
-                found.append((i, bool))
-            elif kind == "DecimalField":
-                found.append((i, _sqlite_decimal(field)))
+        if connection.vendor == "sqlite" and field.get_internal_type() == "DateTimeField":
+            found.append((i, _sqlite_datetime))
+            continue
+        column = field.get_col(field.model._meta.db_table)
+        django = [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]  # type: ignore[attr-defined]
+        if django:
+            found.append((i, functools.partial(_apply, django, column)))
     return found
+
+
+def _apply(steps: Sequence[Callable[[Any, Any, Any], Any]], column: Any, value: Any) -> Any:
+    for step in steps:
+        value = step(value, column, connection)
+    return value
 
 
 def _field(model: type[Model], lookup: str) -> Field[Any, Any]:
@@ -76,27 +80,11 @@ def _field(model: type[Model], lookup: str) -> Field[Any, Any]:
     return model._meta.get_field(name)  # type: ignore[return-value]
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _sqlite_datetime(value: Any) -> dt.datetime:
     """Django stores aware datetimes on SQLite as UTC text (``2026-03-10 09:30:00.123456``)."""
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
-
-
-def _sqlite_decimal(field: Any) -> Converter:
-    """Django's SQLite decimal conversion (the stored float, to the field's places)."""
-    create = decimal.Context(prec=15).create_decimal_from_float
-    quantum = decimal.Decimal(1).scaleb(-field.decimal_places)
-    context = field.context
-
-    def convert(value: Any) -> decimal.Decimal:
-        return create(value).quantize(quantum, context=context)
-
-    return convert
 
 
 class RowPlan:
@@ -122,6 +110,7 @@ class RowPlan:
         inv_fields = {f for c in self.export_columns for f in c.investigation_fields}
         self.needs_investigations = dataset == "investigations" or bool(inv_fields)
         self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
+        self._inv_convert = converters(Investigation, self.inv_fields)
         layout = Layout(
             case={f: i for i, f in enumerate(self.case_fields)},
             investigation={f: i for i, f in enumerate(self.inv_fields)},
@@ -149,7 +138,7 @@ class RowPlan:
         if not self.needs_investigations:
             return by_case
         query = Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number")
-        for inv in fetch(query.values_list(*self.inv_fields), converters(Investigation, self.inv_fields)):
+        for inv in fetch(query.values_list(*self.inv_fields), self._inv_convert):
             by_case.setdefault(inv[0], []).append(inv)
         return by_case
 
