@@ -192,3 +192,35 @@ class Investigation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} #{self.number}"
+
+
+class PartyRole(models.TextChoices):
+    REPORTER = "reporter", "Reporter"
+    SUBJECT = "subject", "Subject"
+    WITNESS = "witness", "Witness"
+
+
+class Party(models.Model):
+    """A person involved in a case: its reporter (none when the report is anonymous), a
+    subject of the allegations, or a witness. Their identity is pseudonymised in exports
+    unless a member with identity access reveals it for a stated reason."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="parties")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="parties")
+    role = models.CharField(max_length=16, choices=PartyRole.choices)
+    full_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    employee_id = models.CharField(max_length=40, blank=True)
+    job_title = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        verbose_name_plural = "parties"
+        ordering = ["case_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(role__in=[r.value for r in PartyRole]), name="party_role_valid"),
+        ]
+        indexes = [models.Index(fields=["case", "role"], name="party_case_role_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} of {self.case_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -13,6 +14,11 @@ def validate_timezone(value: str) -> None:
     """Accept IANA zone names only (``Europe/London``, ``UTC``)."""
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"{value!r} is not an IANA time zone such as Europe/London.")
+
+
+def pseudonym_key_new() -> bytes:
+    """A fresh 256-bit secret for an organization's pseudonyms."""
+    return secrets.token_bytes(32)
 
 
 class Role(models.TextChoices):
@@ -44,6 +50,12 @@ class Organization(models.Model):
         blank=True,
         help_text='Email domains scheduled reports may be sent to, e.g. ["acme.com"]; empty allows any.',
     )
+    pseudonym_key = models.BinaryField(
+        max_length=32,
+        default=pseudonym_key_new,
+        editable=False,
+        help_text="The secret behind the organization's pseudonyms (HMAC-SHA256 key); never shown.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,6 +76,11 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    identity_access = models.BooleanField(
+        default=False,
+        help_text="May see the people in cases (reporters, subjects, witnesses) and export their identities "
+        "for a stated reason. Granted by an organization admin; audited.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -31,3 +31,13 @@ def role_for_user(*, user: Any, organization: Organization) -> str | None:
 def memberships_for_user(*, user: Any) -> QuerySet[Membership]:
     """The user's memberships with their organizations."""
     return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
+
+
+def identity_access_for(*, user: Any, organization: Organization) -> bool:
+    """Whether the user may see and export the identities of people in the organization's
+    cases (superusers may)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    return Membership.objects.filter(user=user, organization=organization, identity_access=True).exists()

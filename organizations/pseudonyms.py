@@ -1,0 +1,50 @@
+"""Pseudonyms for the people in cases: ``PSN-`` and 10 hex characters of HMAC-SHA256,
+keyed by the organization's secret, over the column key and the normalised value.
+
+The same person (the same trimmed, lower-cased text) in the same column gets the same
+pseudonym in every export of an organization and a different one in any other
+organization. Lower-casing is Unicode's full lower-case mapping (``str.lower``), which
+PostgreSQL computes identically under an ICU collation, so the SQL pushdown of exports
+gives the same bytes (``hmac_pads`` and ``exports.sql``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+PREFIX = "PSN-"
+HEX_CHARS = 10
+PATTERN = rf"^{PREFIX}[0-9a-f]{{{HEX_CHARS}}}$"
+_BLOCK = 64  # SHA-256's block size, in bytes
+
+
+def pseudonym_normalise(value: str) -> str:
+    """Trimmed (any Unicode whitespace) and lower-cased: how two spellings of one person meet."""
+    return value.strip().lower()
+
+
+def pseudonym_message(column: str, normalised: str) -> bytes:
+    """The HMAC's message: the column key, a colon, the normalised value (UTF-8)."""
+    return f"{column}:{normalised}".encode()
+
+
+def pseudonym(*, key: bytes, column: str, value: Any) -> str | None:
+    """The pseudonym of ``value`` in ``column``; None for a missing or blank value."""
+    if value is None:
+        return None
+    normalised = pseudonym_normalise(value if isinstance(value, str) else str(value))
+    if not normalised:
+        return None
+    digest = hmac.new(key, pseudonym_message(column, normalised), hashlib.sha256).hexdigest()
+    return PREFIX + digest[:HEX_CHARS]
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer padded keys of HMAC-SHA256 (RFC 2104), for databases that have
+    SHA-256 but no HMAC: ``H(opad || H(ipad || message))``."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
