@@ -17,11 +17,25 @@ class ApplicationError(Exception):
         self.extra = extra or {}
 
     def as_dict(self) -> dict[str, Any]:
-        """The DRF-shaped body: field-keyed lists of messages."""
-        key = self.field or "detail"
-        body: dict[str, Any] = {key: [self.message] if self.field else self.message}
+        """The DRF-shaped body: field-keyed lists of messages; a dotted field
+        (``columns.identity_reason``) nests as DRF's nested serializers do."""
+        if not self.field:
+            return {"detail": self.message, **self.extra}
+        *parents, leaf = self.field.split(".")
+        body: dict[str, Any] = {leaf: [self.message]}
+        for parent in reversed(parents):
+            body = {parent: body}
         body.update(self.extra)
         return body
+
+
+class ForbiddenError(ApplicationError):
+    """The user may see the resource but not do this with it (e.g. reveal identities)."""
+
+    status_code = 403
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"detail": self.message, **self.extra}
 
 
 class ConflictError(ApplicationError):

@@ -18,13 +18,15 @@ from django.utils.html import format_html
 from audit.services import client_ip
 from cases.models import Case, CaseStatus, Severity
 from config.errors import ApplicationError
-from exports.columns import DEFAULT_MAX_INVESTIGATIONS, MAX_INVESTIGATIONS
+from exports.columns import DEFAULT_MAX_INVESTIGATIONS, IDENTITY_REASON_MAX, MAX_INVESTIGATIONS
+from exports.columns_base import IdentityMode
 from exports.downloads import export_file_response
 from exports.filters import PERIODS
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
 from exports.services import export_job_cancel, export_job_create
 from organizations.admin_scoping import OrgScopedAdmin, org_ids_for
 from organizations.models import Organization, Role
+from organizations.selectors import identity_access_for
 
 STATUS_COLOURS = {
     "pending": "#6c757d",
@@ -62,6 +64,25 @@ class NewExportForm(forms.ModelForm[ExportJob]):
     )
     include_overflow = forms.BooleanField(required=False, initial=False)
     include_tags = forms.BooleanField(required=False, initial=True, label="Include tag columns")
+    identity = forms.ChoiceField(
+        label="People in the cases",
+        choices=[
+            (IdentityMode.PSEUDONYMISE, "Pseudonymise (PSN-…; the same person keeps the same pseudonym)"),
+            (IdentityMode.OMIT, "Leave out the identity columns"),
+            (IdentityMode.INCLUDE, "Reveal names and contact details (identity access and a reason needed)"),
+        ],
+        initial=IdentityMode.PSEUDONYMISE,
+        required=False,  # pseudonymise unless said otherwise
+        help_text="Reporters, subjects and witnesses, and tag columns marked identity.",
+    )
+    identity_reason = forms.CharField(
+        label="Reason for revealing identities",
+        required=False,
+        max_length=IDENTITY_REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded in the audit trail and in the file's About sheet.",
+    )
+    requested_by: Any = None  # the signed-in user, set by the admin
 
     class Meta:
         model = ExportJob
@@ -93,6 +114,8 @@ class NewExportForm(forms.ModelForm[ExportJob]):
                 else DEFAULT_MAX_INVESTIGATIONS,
                 "include_overflow": data.get("include_overflow", False),
                 "include_tags": data.get("include_tags", False),
+                "identity": data.get("identity") or IdentityMode.PSEUDONYMISE,
+                "identity_reason": data.get("identity_reason", ""),
             },
         }
 
@@ -106,10 +129,20 @@ class NewExportForm(forms.ModelForm[ExportJob]):
         from exports.services import export_definition_validate
 
         definition = self.definition()
+        if definition["columns"]["identity"] == IdentityMode.INCLUDE and not identity_access_for(
+            user=self.requested_by, organization=cleaned["organization"]
+        ):
+            self.add_error("identity", "Revealing identities needs identity access in this organization.")
+            return cleaned
         try:
             export_definition_validate(timezone=cleaned["organization"].timezone, now=timezone.now(), **definition)
         except ApplicationError as exc:
-            field = {"dataset": "dataset", "format": "format"}.get(exc.field or "")
+            field = {
+                "dataset": "dataset",
+                "format": "format",
+                "columns.identity": "identity",
+                "columns.identity_reason": "identity_reason",
+            }.get(exc.field or "")
             self.add_error(field, exc.message)
         return cleaned
 
@@ -174,7 +207,12 @@ class ExportJobAdmin(OrgScopedAdmin):
             },
         ),
         ("Columns", {"fields": ["include_investigations", "max_investigations", "include_overflow", "include_tags"]}),
+        ("Identities", {"fields": ["identity", "identity_reason"]}),
     ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"requested_by": request.user})
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is not None:

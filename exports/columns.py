@@ -23,10 +23,11 @@ from cases.models import (
     Severity,
 )
 from config.errors import ApplicationError
-from exports.columns_base import Column, ColumnGroup, ColumnType
+from exports.columns_base import Column, ColumnGroup, ColumnType, IdentityMode, Sensitivity
 from exports.sql import Json, SqlBuilder
+from tagging.formatting import LIST_SEPARATOR, pseudonymise_raw
 from tagging.paths import parse_field_path
-from tagging.resolution import CompiledTag, compile_tags
+from tagging.resolution import CompiledTag, compile_tags, tag_pseudonym_column
 
 T = ColumnType
 MAX_INVESTIGATIONS = 10
@@ -46,6 +47,7 @@ class Layout:
     investigation: Mapping[str, int]
     zone: dt.tzinfo
     now: dt.datetime
+    pseudonym_key: bytes | None = None  # the organization's, when identities are pseudonymised
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,21 @@ class ExportColumn:
     investigation_fields: tuple[str, ...] = ()  # Investigation lookups it reads
     # Its CSV text as a PostgreSQL expression (``exports.sql``); None: Python only.
     sql: Callable[[SqlBuilder, Refs], str | None] | None = None
+    # For an identity column: the people's values before they are shown or pseudonymised.
+    identity: IdentitySource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySource:
+    """Where an identity column's values come from, raw: ``compile`` reads a text, a list of
+    texts (``many``) or, for a tag, the JSON value; ``sql`` gives the same as a SQL text, a
+    ``text[]`` (``many``) or a ``Json`` (None: Python only). ``pseudonym_column`` names the
+    column in the pseudonym's HMAC (``organizations.pseudonyms``)."""
+
+    pseudonym_column: str
+    compile: Callable[[Layout], Extractor]
+    sql: Callable[[SqlBuilder, Refs], str | Json | None]
+    many: bool = False
 
 
 class Refs(Protocol):
@@ -72,6 +89,8 @@ class Refs(Protocol):
     def latest(self, field: str) -> str: ...
     def count(self) -> str: ...
     def value(self, expression: str) -> str: ...
+    def party(self, role: str, field: str, *, many: bool) -> str: ...
+    def pseudonym_pads(self) -> tuple[str, str]: ...
 
 
 def _field(name: str) -> Callable[[Layout], Extractor]:
@@ -198,6 +217,38 @@ def _created_year(layout: Layout) -> Extractor:
     return lambda case, own, inv: case[i].astimezone(zone).year
 
 
+def party_lookup(role: str, field: str, *, many: bool) -> str:
+    """The name under which a row carries a party value: the first reporter's ``field``, or
+    (``many``) the list of every non-blank ``field`` of the case's parties in ``role``."""
+    return f"{'parties' if many else 'party'}:{role}:{field}"
+
+
+def _party(key: str, label: str, role: str, field: str, *, many: bool = False, width: int = 24) -> ExportColumn:
+    """An identity column about the case's people (``cases.Party``): shown as stored (lists
+    joined with ``"; "``), or pseudonymised, or left out, as the export asks."""
+    lookup = party_lookup(role, field, many=many)
+
+    def raw(layout: Layout) -> Extractor:
+        i = layout.case[lookup]
+        return lambda case, own, inv: case[i]
+
+    def shown(layout: Layout) -> Extractor:
+        i = layout.case[lookup]
+        if many:
+            return lambda case, own, inv: LIST_SEPARATOR.join(case[i]) or None
+        return lambda case, own, inv: case[i] or None
+
+    def raw_sql(b: SqlBuilder, refs: Refs) -> str:
+        return refs.party(role, field, many=many)
+
+    def sql(b: SqlBuilder, refs: Refs) -> str:
+        at = refs.party(role, field, many=many)
+        return b.text(f"array_to_string({at}, '{LIST_SEPARATOR}')" if many else at, empty_is_null=True)
+
+    column = Column(key, label, T.LIST if many else T.TEXT, ColumnGroup.CORE, width, Sensitivity.IDENTITY)
+    return ExportColumn(column, (lookup,), shown, sql=sql, identity=IdentitySource(key, raw, raw_sql, many))
+
+
 # "Days open" and "overdue" count to the export's generation time (``Layout.now``).
 CORE_COLUMNS: list[ExportColumn] = [
     _core("reference", "Case reference", T.TEXT, 18),
@@ -298,6 +349,13 @@ CORE_COLUMNS: list[ExportColumn] = [
         8,
         sql=lambda b, r: b.number(f"extract(year FROM {r.case('created_at')})::int"),
     ),
+    # The people in the case: identity columns (pseudonymised unless revealed).
+    _party("reporter_name", "Reporter name", "reporter", "full_name"),
+    _party("reporter_email", "Reporter email", "reporter", "email"),
+    _party("reporter_phone", "Reporter phone", "reporter", "phone", width=16),
+    _party("subject_names", "Subjects", "subject", "full_name", many=True, width=30),
+    _party("subject_employee_ids", "Subject employee ids", "subject", "employee_id", many=True, width=18),
+    _party("witness_names", "Witnesses", "witness", "full_name", many=True, width=30),
 ]
 CORE_BY_KEY = {c.column.key: c for c in CORE_COLUMNS}
 
@@ -450,10 +508,34 @@ def _tag(tag: CompiledTag) -> ExportColumn:
             return b.tag_json(value, tag.data_type)
         return b.tag_field(at, _FIELD_KINDS[entity].get(field), tag.data_type)
 
-    column = Column(f"tag_{tag.slot}", tag.label, TAG_TYPES[tag.data_type], ColumnGroup.TAG, 18)
+    def raw(layout: Layout) -> Extractor:
+        """The value as stored (the JSON value at the path), for pseudonymising."""
+        on_case = entity != "investigation"
+        i = layout.case[lookup] if on_case else layout.investigation[field]
+
+        def cell(case: Sequence[Any], own: Sequence[Sequence[Any]], inv: Sequence[Any] | None) -> Any:
+            source = case if on_case else inv
+            return None if source is None else walk(source[i]) if keys else source[i]
+
+        return cell
+
+    def raw_sql(b: SqlBuilder, refs: Refs) -> str | Json | None:
+        at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
+        if keys:
+            found = b.json_at(at, keys)
+            return Json(refs.value(found), refs.value(f"jsonb_typeof({found})"), refs.value(f"({found} #>> '{{}}')"))
+        return at if _FIELD_KINDS[entity].get(field) in ("CharField", "TextField") else None
+
+    sensitivity = Sensitivity(tag.sensitivity)
+    column = Column(f"tag_{tag.slot}", tag.label, TAG_TYPES[tag.data_type], ColumnGroup.TAG, 18, sensitivity)
+    identity = (
+        IdentitySource(tag_pseudonym_column(tag.source_entity, tag.field_path), raw, raw_sql)
+        if sensitivity == Sensitivity.IDENTITY
+        else None
+    )
     if entity == "investigation":
-        return ExportColumn(column, (), compile, (field,), sql=sql)
-    return ExportColumn(column, (lookup,), compile, sql=sql)
+        return ExportColumn(column, (), compile, (field,), sql=sql, identity=identity)
+    return ExportColumn(column, (lookup,), compile, sql=sql, identity=identity)
 
 
 #: The model field class of each plain field a tag may read, per entity.
@@ -525,7 +607,11 @@ COLUMN_DEFAULTS: dict[str, Any] = {
     "include_overflow": False,
     "include_tags": True,
     "core": None,
+    "identity": IdentityMode.PSEUDONYMISE.value,
+    "identity_reason": "",
 }
+IDENTITY_REASON_MAX = 500
+IDENTITY_MODES = [mode.value for mode in IdentityMode]
 
 
 def columns_resolve(raw: Any) -> dict[str, Any]:
@@ -561,7 +647,25 @@ def columns_resolve(raw: Any) -> dict[str, Any]:
             )
         if len(set(core)) != len(core):
             raise ApplicationError("core lists a column twice.", field="columns")
+    _identity_resolve(options)
     return options
+
+
+def _identity_resolve(options: dict[str, Any]) -> None:
+    """``identity`` is one of the modes; ``include`` needs a reason of 1–500 characters
+    (kept trimmed), the other modes keep none. Who may include is the service's question."""
+    if options["identity"] not in IDENTITY_MODES:
+        raise ApplicationError(f"identity must be one of {', '.join(IDENTITY_MODES)}.", field="columns.identity")
+    reason = options["identity_reason"]
+    if options["identity"] != IdentityMode.INCLUDE:
+        options["identity_reason"] = ""
+        return
+    if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= IDENTITY_REASON_MAX:
+        raise ApplicationError(
+            f"Say why identities are revealed: identity_reason must be 1 to {IDENTITY_REASON_MAX} characters.",
+            field="columns.identity_reason",
+        )
+    options["identity_reason"] = reason.strip()
 
 
 def selected_core(options: Mapping[str, Any]) -> list[ExportColumn]:
@@ -587,7 +691,7 @@ def export_columns(
 
     if dataset == "investigations":
         base = [*INVESTIGATION_DATASET_OWN, *map(_case_key_column, INVESTIGATION_DATASET_CASE_KEYS)]
-        return [*base, *tags(base)]
+        return identity_applied([*base, *tags(base)], options.get("identity", IdentityMode.PSEUDONYMISE))
     core = selected_core(options)
     groups = (
         investigation_group_columns(
@@ -596,7 +700,47 @@ def export_columns(
         if options.get("include_investigations", True)
         else []
     )
-    return [*core, *groups, *tags([*core, *groups])]
+    return identity_applied(
+        [*core, *groups, *tags([*core, *groups])], options.get("identity", IdentityMode.PSEUDONYMISE)
+    )
+
+
+def identity_applied(columns: list[ExportColumn], mode: str) -> list[ExportColumn]:
+    """The columns as the export's identity mode wants them: identity columns shown as
+    stored (``include``), left out (``omit``) or pseudonymised (the default)."""
+    if mode == IdentityMode.INCLUDE:
+        return columns
+    if mode == IdentityMode.OMIT:
+        return [c for c in columns if c.column.sensitivity != Sensitivity.IDENTITY]
+    return [_pseudonymised(c) if c.identity is not None else c for c in columns]
+
+
+def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
+    """An identity column whose every person is a pseudonym (text; lists stay lists)."""
+    source = export_column.identity
+    assert source is not None
+    name = source.pseudonym_column
+
+    def compile(layout: Layout) -> Extractor:
+        raw, key = source.compile(layout), layout.pseudonym_key
+        if key is None:
+            raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
+        return lambda case, own, inv: pseudonymise_raw(raw(case, own, inv), key=key, column=name)
+
+    def sql(b: SqlBuilder, refs: Refs) -> str | None:
+        raw = source.sql(b, refs)
+        if raw is None:
+            return None
+        pads = refs.pseudonym_pads()
+        if isinstance(raw, Json):
+            return b.text(b.pseudonym_json(raw, pads, name))
+        if source.many:
+            return b.text(b.pseudonym_list(raw, pads, name))
+        return b.text(b.pseudonym_text(raw, pads, name))
+
+    column = export_column.column
+    shown = replace(column, type=T.LIST if column.type == T.LIST else T.TEXT)
+    return replace(export_column, column=shown, compile=compile, sql=sql)
 
 
 def catalog_for(*, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]]) -> list[Column]:

@@ -26,12 +26,29 @@ class ColumnGroup(StrEnum):
     TAG = "tag"
 
 
+class Sensitivity(StrEnum):
+    """Whether a column's values identify a person (pseudonymised unless revealed)."""
+
+    STANDARD = "standard"
+    IDENTITY = "identity"
+
+
+class IdentityMode(StrEnum):
+    """What an export does with identity columns (``columns.identity``)."""
+
+    PSEUDONYMISE = "pseudonymise"
+    INCLUDE = "include"
+    OMIT = "omit"
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One column of a flat file: stable key, header label, type, group and XLSX width."""
+    """One column of a flat file: stable key, header label, type, group, XLSX width and
+    sensitivity."""
 
     key: str
     label: str
     type: ColumnType
     group: ColumnGroup = ColumnGroup.CORE
     width: int = 16
+    sensitivity: Sensitivity = Sensitivity.STANDARD

@@ -30,10 +30,12 @@ from django.db import connection
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
-from cases.models import RIU, Case, Investigation
+from cases.models import RIU, Case, Investigation, Party
+from exports.columns import party_lookup
 from exports.columns_base import ColumnGroup, ColumnType
 from exports.rows import RowPlan
-from exports.sql import SqlBuilder, SqlFormat, XlsxSql
+from exports.sql import WHITESPACE, SqlBuilder, SqlFormat, XlsxSql
+from organizations.pseudonyms import hmac_pads
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
@@ -52,13 +54,17 @@ def _quoted(name: str) -> str:
 class _Refs:
     """Column references in the pushdown query; records which investigation values are used."""
 
-    def __init__(self, builder: SqlBuilder, now: dt.datetime) -> None:
+    def __init__(self, builder: SqlBuilder, now: dt.datetime, pseudonym_key: bytes | None = None) -> None:
+        self.builder = builder
         self.case_table = _quoted(Case._meta.db_table)
         self.now = f"{builder.param(now)}::timestamptz"
         self.nth_fields: set[tuple[int, str]] = set()
         self.latest_fields: set[str] = set()
+        self.party_fields: set[tuple[str, str, bool]] = set()
         self.counted = False
         self.values: list[str] = []
+        self._pseudonym_key = pseudonym_key
+        self._pads: tuple[str, str] | None = None
 
     def value(self, expression: str) -> str:
         """``expression`` computed once per row (tag JSON values are read by many branches)."""
@@ -83,6 +89,19 @@ class _Refs:
     def count(self) -> str:
         self.counted = True
         return "coalesce(iv.n, 0)"
+
+    def party(self, role: str, field: str, *, many: bool) -> str:
+        self.party_fields.add((role, field, many))
+        return f"pt.{_quoted(party_lookup(role, field, many=many))}"
+
+    def pseudonym_pads(self) -> tuple[str, str]:
+        """Placeholders for the HMAC's padded keys (bound once, used by every cell)."""
+        if self._pseudonym_key is None:
+            raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
+        if self._pads is None:
+            inner, outer = hmac_pads(self._pseudonym_key)
+            self._pads = (f"{self.builder.param(inner)}::bytea", f"{self.builder.param(outer)}::bytea")
+        return self._pads
 
     @property
     def needs_investigations(self) -> bool:
@@ -110,7 +129,7 @@ def export_query(
     if plan.dataset != "cases":
         return None
     builder = XlsxSql() if format == "xlsx" else SqlBuilder(format)
-    refs = _Refs(builder, now)
+    refs = _Refs(builder, now, plan.pseudonym_key)
     expressions = []
     for export_column in plan.export_columns:
         expression = export_column.sql(builder, refs) if export_column.sql is not None else None
@@ -136,6 +155,8 @@ def export_query(
     ]
     if refs.needs_investigations:
         joins.append(_investigations_join(refs, case_table, where))
+    if refs.party_fields:
+        joins.append(_parties_join(builder, refs, case_table, where))
     if refs.values:
         # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
         computed = ", ".join(f'{expression} AS "v{i}"' for i, expression in enumerate(refs.values, 1))
@@ -196,6 +217,36 @@ def _investigations_join(refs: _Refs, case_table: str, where: str) -> str:
     )
 
 
+def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str) -> str:
+    """One row per case: the first reporter's fields, and the lists of every non-blank
+    field of the parties in a role, in the order they were recorded."""
+    spaces = builder.param("".join(map(chr, WHITESPACE)))
+    aggregates = []
+    for role, field, many in sorted(refs.party_fields):
+        value, is_role = f"p.{_quoted(field)}", f"p.role = {builder.param(role)}::text"
+        name = _quoted(party_lookup(role, field, many=many))
+        if many:
+            aggregates.append(
+                f"array_agg({value} ORDER BY p.id) FILTER (WHERE {is_role} AND btrim({value}, {spaces}::text) <> '') "
+                f"AS {name}"
+            )
+        else:
+            aggregates.append(f"(array_agg({value} ORDER BY p.id) FILTER (WHERE {is_role}))[1] AS {name}")
+    parties = _quoted(Party._meta.db_table)
+    return (
+        f"LEFT JOIN (SELECT p.case_id, {', '.join(aggregates)} FROM {parties} p "
+        f"WHERE p.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where}) GROUP BY p.case_id) pt "
+        f"ON pt.case_id = {case_table}.id"
+    )
+
+
+def _icu_available() -> bool:
+    """Whether PostgreSQL has its ICU root collation (built with ICU, as most are)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")
+        return cursor.fetchone() is not None
+
+
 def pushdown_enabled() -> bool:
     """SQL pushdown is on for PostgreSQL unless ``EXPORT_SQL_PUSHDOWN`` is False."""
     return connection.vendor == "postgresql" and bool(getattr(settings, "EXPORT_SQL_PUSHDOWN", True))
@@ -225,6 +276,8 @@ def copy_write(
     """
     if format not in ("csv", "jsonl", "parquet", "xlsx"):
         return None
+    if plan.pseudonymises and not _icu_available():
+        return None  # pseudonyms need Unicode lower-casing the database cannot do here
     sql_format = cast(SqlFormat, format)
     if export_query(plan, cases, format=sql_format, now=now) is None:
         return None
@@ -269,7 +322,7 @@ def copy_write(
         for part in parts:
             part.output.seek(0)
         if format == "parquet":
-            rows = _parquet_from_parts(plan, [part.output for part in parts], stream, timezone)
+            rows = _parquet_from_parts(plan, [part.output for part in parts], stream, timezone, about or [])
         elif format == "xlsx":
             from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
@@ -297,7 +350,9 @@ def copy_write(
     return rows
 
 
-def _parquet_from_parts(plan: RowPlan, parts: list[Any], stream: BinaryIO, timezone: str) -> int:
+def _parquet_from_parts(
+    plan: RowPlan, parts: list[Any], stream: BinaryIO, timezone: str, about: list[tuple[str, str]]
+) -> int:
     """Turn the parts' typed CSV into a Parquet file as the Parquet writer lays it out:
     the same schema (datetimes in the organization's zone once the first rows hold one),
     row groups of ``ParquetWriter.row_group_rows``."""
@@ -306,7 +361,7 @@ def _parquet_from_parts(plan: RowPlan, parts: list[Any], stream: BinaryIO, timez
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from exports.writers.parquet_writer import ParquetWriter, arrow_type
+    from exports.writers.parquet_writer import ParquetWriter, about_metadata, arrow_type
 
     columns = plan.columns
     datetimes = [c.key for c in columns if c.group != ColumnGroup.TAG and c.type == ColumnType.DATETIME]
@@ -355,6 +410,7 @@ def _parquet_from_parts(plan: RowPlan, parts: list[Any], stream: BinaryIO, timez
                 pending, pending_rows = [], 0
         if pending:
             writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
+        writer.add_key_value_metadata(about_metadata([*about, ("Rows", f"{rows:,}")]))
     return rows
 
 

@@ -20,9 +20,9 @@ from typing import Any
 from django.db import connection
 from django.db.models import Field, Model, Q, QuerySet
 
-from cases.models import Case, Investigation
+from cases.models import Case, Investigation, Party
 from exports.columns import ExportColumn, Layout, export_columns
-from exports.columns_base import Column
+from exports.columns_base import Column, IdentityMode, Sensitivity
 
 CHUNK_SIZE = 2000
 
@@ -98,24 +98,34 @@ class RowPlan:
         snapshot: Sequence[Mapping[str, Any]],
         timezone: str,
         now: dt.datetime,
+        pseudonym_key: bytes | None = None,
     ) -> None:
         self.dataset = dataset
+        self.pseudonym_key = pseudonym_key
         self.export_columns: list[ExportColumn] = export_columns(dataset=dataset, options=options, snapshot=snapshot)
         self.columns: list[Column] = [c.column for c in self.export_columns]
+        self.pseudonymises = (
+            any(c.identity is not None and c.column.sensitivity == Sensitivity.IDENTITY for c in self.export_columns)
+            and options.get("identity", IdentityMode.PSEUDONYMISE) == IdentityMode.PSEUDONYMISE
+        )
         zone = zoneinfo.ZoneInfo(timezone)
+        read = {f for c in self.export_columns for f in c.fields}
+        # Party values (``party:reporter:email``…) follow the case's own fields in a row.
+        self.party_fields = sorted(f for f in read if ":" in f)
         # id and created_at lead every case tuple: the keyset reads them back.
         case_fields = ["id", "created_at"]
-        case_fields += sorted({f for c in self.export_columns for f in c.fields} - set(case_fields))
+        case_fields += sorted(read - set(case_fields) - set(self.party_fields))
         self.case_fields = case_fields
         inv_fields = {f for c in self.export_columns for f in c.investigation_fields}
         self.needs_investigations = dataset == "investigations" or bool(inv_fields)
         self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
         self._inv_convert = converters(Investigation, self.inv_fields)
         layout = Layout(
-            case={f: i for i, f in enumerate(self.case_fields)},
+            case={f: i for i, f in enumerate([*self.case_fields, *self.party_fields])},
             investigation={f: i for i, f in enumerate(self.inv_fields)},
             zone=zone,
             now=now.astimezone(zone),
+            pseudonym_key=pseudonym_key,
         )
         self.extractors = [c.compile(layout) for c in self.export_columns]
 
@@ -132,6 +142,31 @@ class RowPlan:
             following = query.filter(after, created_at__gte=last_created)
             yield chunk
             chunk = fetch(following[:CHUNK_SIZE], convert) if len(chunk) == CHUNK_SIZE else []
+
+    def _with_parties(self, chunk: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The chunk's case tuples followed by their party values (one query per chunk):
+        the first reporter's field, or the list of every non-blank field in a role."""
+        if not self.party_fields:
+            return chunk
+        wanted = [tuple(f.split(":")) for f in self.party_fields]
+        attributes = sorted({field for _, _, field in wanted})
+        people: dict[int, list[tuple[Any, ...]]] = {}
+        parties = Party.objects.filter(case_id__in=[case[0] for case in chunk]).order_by("case_id", "id")
+        for party in parties.values_list("case_id", "role", *attributes):
+            people.setdefault(party[0], []).append(party)
+        at = {field: i for i, field in enumerate(attributes, 2)}
+        out: list[Sequence[Any]] = []
+        for case in chunk:
+            own = people.get(case[0], [])
+            values: list[Any] = []
+            for kind, role, field in wanted:
+                i = at[field]
+                if kind == "parties":
+                    values.append([p[i] for p in own if p[1] == role and p[i].strip()])
+                else:
+                    values.append(next((p[i] for p in own if p[1] == role), None))
+            out.append((*case, *values))
+        return out
 
     def _investigations(self, case_ids: list[int]) -> dict[int, list[Sequence[Any]]]:
         by_case: dict[int, list[Sequence[Any]]] = {}
@@ -150,6 +185,7 @@ class RowPlan:
         none: list[tuple[Any, ...]] = []
         per_investigation = self.dataset == "investigations"
         for chunk in self._case_chunks(cases):
+            chunk = self._with_parties(chunk)
             invs = self._investigations([case[0] for case in chunk])
             for case in chunk:
                 own = invs.get(case[0], none)

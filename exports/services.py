@@ -31,14 +31,16 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from config.db import db_write_retry
-from config.errors import ApplicationError, ConflictError
+from config.errors import ApplicationError, ConflictError, ForbiddenError
 from config.tasks import enqueue
 from exports.columns import columns_resolve
+from exports.columns_base import IdentityMode
 from exports.filters import cases_filtered, filters_describe, filters_resolve
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
 from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan
 from organizations.models import Organization
+from organizations.selectors import identity_access_for
 from tagging.selectors import tag_slots_for
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ def export_job_create(
     organization's zone unless a schedule gives its own).
     """
     now = now or timezone.now()
+    _identity_allowed(organization=organization, columns=columns, requested_by=requested_by)
     resolved_filters, options = export_definition_validate(
         dataset=dataset,
         format=format,
@@ -132,9 +135,29 @@ def export_job_create(
         ip_address=ip_address,
         details={"dataset": dataset, "format": format, "filters": resolved_filters, "source": source},
     )
+    if options["identity"] == IdentityMode.INCLUDE:
+        audit_record(
+            organization_id=organization.pk,
+            action="export.identity_included",
+            actor=requested_by,
+            target=job,
+            ip_address=ip_address,
+            details={"reason": options["identity_reason"], "dataset": dataset, "format": format, "source": source},
+        )
     if enqueue_run:
         enqueue(RUN_TASK, str(job.pk), task_name=f"export-{job.pk}")
     return job
+
+
+def _identity_allowed(*, organization: Organization, columns: Any, requested_by: Any) -> None:
+    """Revealing identities is for members with identity access (403 before any 400)."""
+    if not isinstance(columns, dict) or columns.get("identity") != IdentityMode.INCLUDE:
+        return
+    if not identity_access_for(user=requested_by, organization=organization):
+        raise ForbiddenError(
+            "Revealing identities needs identity access in this organization (an organization admin grants it). "
+            "Without it, exports show pseudonyms (identity: pseudonymise) or leave identities out (identity: omit)."
+        )
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -221,12 +244,27 @@ def _about(job: ExportJob, generated: dt.datetime) -> list[tuple[str, str]]:
         ("Filters", filters_describe(job.filters)),
         ("Tag columns", tags),
         ("Requested by", job.requested_by.get_username() if job.requested_by else job.get_source_display()),
+        ("Identities", _identities_described(job)),
         ("Source", job.get_source_display()),
         ("Generated (UTC)", generated.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
         (f"Generated ({org.timezone})", generated.astimezone(org.tzinfo).strftime("%Y-%m-%d %H:%M:%S %Z")),
         ("Export id", str(job.pk)),
         ("Dossier version", settings.DOSSIER_VERSION),
     ]
+
+
+def _identities_described(job: ExportJob) -> str:
+    """What the file does with the people in the cases, and who revealed them and why."""
+    mode = job.columns.get("identity", IdentityMode.PSEUDONYMISE)
+    if mode == IdentityMode.INCLUDE:
+        who = job.requested_by.get_username() if job.requested_by else job.get_source_display()
+        return f"Revealed by {who}. Reason: {job.columns.get('identity_reason', '')}"
+    if mode == IdentityMode.OMIT:
+        return "Left out: no column identifies a person."
+    return (
+        "Pseudonymised: each person is shown as PSN- and 10 characters, the same person the same "
+        "in every export of this organization."
+    )
 
 
 def export_write(
@@ -244,7 +282,12 @@ def export_write(
     if job.dataset == Dataset.BOARD_REPORT:
         return _write_board_report(job, cases, stream, generated)
     plan = RowPlan(
-        dataset=job.dataset, options=job.columns, snapshot=job.tag_snapshot, timezone=org.timezone, now=generated
+        dataset=job.dataset,
+        options=job.columns,
+        snapshot=job.tag_snapshot,
+        timezone=org.timezone,
+        now=generated,
+        pseudonym_key=bytes(org.pseudonym_key),
     )
     total = plan.count(cases)
     if on_total:

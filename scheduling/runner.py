@@ -31,9 +31,11 @@ from django.utils.text import slugify
 from audit.services import audit_record
 from config.db import db_write_retry
 from config.tasks import enqueue
+from exports.columns_base import IdentityMode
 from exports.downloads import MEDIA_TYPES, download_link
 from exports.models import ExportJob, ExportSource, ExportStatus
 from exports.services import export_job_create, export_job_run, exports_storage
+from organizations.selectors import identity_access_for
 from scheduling.models import (
     Delivery,
     DeliveryKind,
@@ -137,7 +139,7 @@ def _export_for(run: ScheduleRun) -> ExportJob:
         dataset=schedule.dataset,
         format=schedule.format,
         filters=schedule.filters,
-        columns=schedule.columns,
+        columns=_identity_fallback(schedule),
         requested_by=schedule.owner,
         source=ExportSource.SCHEDULE,
         timezone_name=schedule.timezone,
@@ -146,6 +148,46 @@ def _export_for(run: ScheduleRun) -> ExportJob:
     )
     ScheduleRun.objects.filter(pk=run.pk).update(export_job=job)
     return job
+
+
+def _identity_fallback(schedule: ReportSchedule) -> dict[str, Any]:
+    """The schedule's column options, with pseudonyms instead of revealed identities once
+    its owner has lost identity access: the schedule is changed for good (audited) and
+    its owner told once."""
+    columns = dict(schedule.columns or {})
+    if columns.get("identity") != IdentityMode.INCLUDE or identity_access_for(
+        user=schedule.owner, organization=schedule.organization
+    ):
+        return columns
+    columns.update(identity=IdentityMode.PSEUDONYMISE, identity_reason="")
+    ReportSchedule.objects.filter(pk=schedule.pk).update(columns=columns)
+    audit_record(
+        organization_id=schedule.organization_id,
+        action="schedule.identity_pseudonymised",
+        target=schedule,
+        details={"owner": schedule.owner.get_username(), "why": "the owner no longer has identity access"},
+    )
+    if schedule.owner.email:
+        transaction.on_commit(lambda: _identity_fallback_notice(schedule))
+    return columns
+
+
+def _identity_fallback_notice(schedule: ReportSchedule) -> None:
+    try:
+        EmailMultiAlternatives(
+            subject=f"Pseudonyms from now on: {schedule.name}",
+            body=(
+                f"You no longer have identity access in {schedule.organization.name}, so the scheduled report "
+                f'"{schedule.name}" now shows the people in its cases as pseudonyms (PSN-…) instead of their '
+                "names and contact details. An organization admin can restore your access; you can then choose "
+                f"to reveal identities again.\n\n{settings.SITE_URL}/admin/\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[schedule.owner.email],
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+        ).send()
+    except Exception:
+        logger.exception("could not tell the owner of schedule %s about pseudonyms", schedule.pk)
 
 
 def _create_deliveries(run: ScheduleRun) -> None:

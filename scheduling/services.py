@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from config.errors import ApplicationError
 from config.tasks import enqueue
+from exports.columns_base import IdentityMode
 from exports.services import export_definition_validate
 from organizations.models import Organization, Role
 from organizations.selectors import role_for_user
@@ -99,6 +100,15 @@ def schedule_validate(*, organization: Organization, data: dict[str, Any]) -> di
         timezone=tz,
         now=timezone.now(),
     )
+    if isinstance(data.get("columns"), dict) and data["columns"].get("identity") == IdentityMode.INCLUDE:
+        # Identities may leave in a scheduled file only to a cleared owner over protected
+        # delivery (encrypted or link-only), which schedules do not offer yet.
+        raise ApplicationError(
+            "A scheduled report can reveal identities only when its owner has identity access and its "
+            "delivery is protected (encrypted or link-only), which schedules do not offer yet: "
+            'use "identity": "pseudonymise" (the default) or "omit".',
+            field="export",
+        )
     method = data.get("delivery_method") or DeliveryMethod.EMAIL
     if method not in DeliveryMethod.values:
         raise ApplicationError(

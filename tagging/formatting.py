@@ -4,6 +4,9 @@ Two steps: ``coerce`` turns a raw value (from a column or a JSON custom field) i
 Python value for a tag's ``data_type`` — numbers stay numbers, dates become ``date`` —
 keeping values that do not fit the type as text rather than dropping them. ``as_text``
 renders any typed value the way CSV, XLSX text cells and the preview show it.
+
+Identity values skip both steps: ``pseudonymise_raw`` pseudonymises the raw value's JSON text
+form, so the same person gets the same pseudonym whatever the tag's data type.
 """
 
 from __future__ import annotations
@@ -13,10 +16,25 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import models
+
+from organizations.pseudonyms import pseudonym
+
 LIST_SEPARATOR = "; "
 YES, NO = "Yes", "No"
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
+
+
+class Sensitivity(models.TextChoices):
+    """Whether a tag's values name or identify a person, and so are pseudonymised.
+
+    Defined here rather than in ``tagging.models`` (which imports it) so that the export
+    engine's resolution can use it without loading Django's models.
+    """
+
+    STANDARD = "standard", "Standard"
+    IDENTITY = "identity", "Identity (names or identifies a person)"
 
 
 def _to_number(value: Any) -> Any:
@@ -122,3 +140,37 @@ def as_text(value: Any) -> str:
 
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
+
+
+def raw_text(value: Any) -> str:
+    """A raw (JSON or column) scalar as the text its pseudonym is computed over.
+
+    JSON's own spelling, as PostgreSQL's ``#>> '{}'`` gives it: strings as they are,
+    ``true``/``false``, ``str`` of integers, floats as their JSON literal without an
+    exponent (``7.0`` stays ``7.0``, ``1e-05`` is ``0.00001``);
+    any other value (dates, decimals, objects) as ``as_text`` renders it.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # The JSON literal (repr) as a decimal without exponent, as jsonb holds it: 1e-05 is 0.00001.
+        return format(Decimal(repr(value)), "f") if math.isfinite(value) else repr(value)
+    return as_text(value)
+
+
+def pseudonymise_raw(value: Any, *, key: bytes, column: str) -> str | None:
+    """The pseudonymised text of a raw tag value; None when it has nothing to pseudonymise.
+
+    A list stands for several people: each non-null element is pseudonymised on its own
+    and the pseudonyms are joined with ``"; "``. Blank values (and lists of them) are None.
+    """
+    if isinstance(value, list | tuple):
+        names = (pseudonym(key=key, column=column, value=raw_text(v)) for v in value if v is not None)
+        return LIST_SEPARATOR.join(n for n in names if n) or None
+    if value is None:
+        return None
+    return pseudonym(key=key, column=column, value=raw_text(value))

@@ -81,4 +81,9 @@ class ColumnSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
     label = serializers.CharField()  # type: ignore[assignment]
     type = serializers.CharField()
-    group = serializers.CharField()
+    group = serializers.ChoiceField(choices=["core", "investigation", "tag"])
+    sensitivity = serializers.ChoiceField(
+        choices=["standard", "identity"],
+        help_text="identity: the column names or identifies a person; exports pseudonymise it unless "
+        'columns.identity is "include" (identity access and a reason needed) or leave it out with "omit".',
+    )

@@ -16,6 +16,7 @@ from audit.services import client_ip
 from config.errors import ApplicationError
 from exports.api.serializers import ColumnSerializer, ExportJobCreateSerializer, ExportJobSerializer
 from exports.columns import catalog_for, columns_resolve
+from exports.columns_base import IdentityMode
 from exports.downloads import export_file_response, job_from_token
 from exports.models import Dataset, ExportJob, ExportSource, ExportStatus
 from exports.services import export_job_cancel, export_job_create
@@ -43,10 +44,23 @@ class ColumnCatalogView(OrgScopedMixin, APIView):
                 raw["max_investigations"] = int(request.query_params["max_investigations"])
             except ValueError:
                 raise serializers.ValidationError({"max_investigations": ["A whole number from 0 to 10."]}) from None
-        options = columns_resolve(raw)
+        # Every column a file can have, identity ones included (``sensitivity`` marks them:
+        # pseudonymised unless an export reveals them, gone when it omits them).
+        options = {**columns_resolve(raw), "identity": IdentityMode.INCLUDE}
         snapshot = [t.snapshot() for t in tag_slots_for(organization=self.organization, active_only=True)]
         columns = catalog_for(dataset=dataset, options=options, snapshot=snapshot)
-        return Response([{"key": c.key, "label": c.label, "type": str(c.type), "group": str(c.group)} for c in columns])
+        return Response(
+            [
+                {
+                    "key": c.key,
+                    "label": c.label,
+                    "type": str(c.type),
+                    "group": str(c.group),
+                    "sensitivity": str(c.sensitivity),
+                }
+                for c in columns
+            ]
+        )
 
 
 class ExportJobListView(OrgScopedMixin, generics.ListCreateAPIView[ExportJob]):

@@ -195,7 +195,18 @@ def test_columns_catalog_lists_core_investigation_and_tag_columns(officer):
         "label": "Case reference",
         "type": "text",
         "group": "core",
+        "sensitivity": "standard",
     }
+    identity = {c["key"] for c in columns if c["sensitivity"] == "identity"}
+    assert {
+        "reporter_name",
+        "reporter_email",
+        "reporter_phone",
+        "subject_names",
+        "subject_employee_ids",
+        "witness_names",
+    } <= identity
+    assert not any(c["group"] == "investigation" for c in columns if c["sensitivity"] == "identity")
     assert [c["label"] for c in columns if c["group"] == "tag"] == [
         "HR region",
         "Loss amount",

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
+from cases.models import Party
 from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
 from exports import pushdown
 from exports import sql as sql_module
@@ -82,6 +83,21 @@ JSON_VALUES = [
     ["a", None, "", 3, 2.5, True, "=x"],
     [None],
 ]
+# People named in tricky ways: case and whitespace variants of one person (one pseudonym),
+# Unicode lower-casing (ß, dotted İ, final sigma), a formula, blanks.
+NAMES = [
+    "Zoë Ångström",
+    "  ZOË ÅNGSTRÖM\u00a0",
+    "Straße Müller",
+    "İlker Şahin",
+    "ΣΟΦΊΑ ΟΔΥΣΣΕΥΣ",
+    "=cmd|' /C calc'!A0",
+    "",
+    "   ",
+    "José Núñez",
+    "O'Brien, Pat; Jr",
+    "日本 太郎",
+]
 TAG_SPECS = [
     ("case", "custom_fields.v", ["text", "number", "boolean", "list"]),
     ("case", "custom_fields.deep.v", ["text", "number"]),
@@ -99,11 +115,22 @@ TAG_SPECS = [
 ]
 
 
+# Tags that read a person: pseudonymised by default, like the core identity columns
+# (and rendered as standard tags when identities are included).
+IDENTITY_TAGS = {
+    ("case", "custom_fields.v", "list"),
+    ("case", "custom_fields.deep.v", "text"),
+    ("riu", "custom_fields.v", "text"),
+    ("case", "title", "text"),
+}
+
+
 def _tags(org: Organization) -> None:
     slot = 0
     for entity, path, types in TAG_SPECS:
         for data_type in types:
             slot += 1
+            identity = (entity, path, data_type) in IDENTITY_TAGS
             TagSlot.objects.create(
                 organization=org,
                 slot=slot,
@@ -111,7 +138,27 @@ def _tags(org: Organization) -> None:
                 source_entity=entity,
                 field_path=path,
                 data_type=data_type,
+                sensitivity="identity" if identity else "standard",
             )
+
+
+def _parties(org: Organization, case, i: int) -> None:
+    """A reporter on most cases, up to three subjects and two witnesses, named from NAMES."""
+    people = []
+    if i % 5:
+        people.append(("reporter", NAMES[i % len(NAMES)]))
+    people += [("subject", NAMES[(i + k) % len(NAMES)]) for k in range(i % 4)]
+    people += [("witness", NAMES[(i * 3 + k) % len(NAMES)]) for k in range(i % 3)]
+    for n, (role, name) in enumerate(people):
+        Party.objects.create(
+            organization=org,
+            case=case,
+            role=role,
+            full_name=name,
+            email=f"{name.strip()[:3].lower()}.{n}@example.com" if name.strip() else "",
+            phone=["+44 20 7946 0000", "", "=1+1", " 555-0101 "][(i + n) % 4],
+            employee_id=["E10423", "e10423 ", "", "E-77"][(i + n) % 4],
+        )
 
 
 def _seed() -> Organization:
@@ -159,12 +206,16 @@ def _seed() -> Organization:
                 actions_taken=TEXTS[(i * n) % len(TEXTS)],
                 custom_fields={"v": JSON_VALUES[(i + n) % len(JSON_VALUES)]},
             )
+        _parties(org, case, i)
     return org
 
 
 def _export(org: Organization, settings, pushdown: bool, columns: dict, fmt: str = "csv") -> bytes:
     settings.EXPORT_SQL_PUSHDOWN = pushdown
-    job = export_job_create(organization=org, dataset="cases", format=fmt, columns=columns, enqueue_run=False)
+    cleared = UserFactory(is_superuser=True) if columns.get("identity") == "include" else None
+    job = export_job_create(
+        organization=org, dataset="cases", format=fmt, columns=columns, requested_by=cleared, enqueue_run=False
+    )
     export_job_run(job_id=str(job.pk))
     job.refresh_from_db()
     assert job.status == "completed", job.error
@@ -178,12 +229,14 @@ def _export(org: Organization, settings, pushdown: bool, columns: dict, fmt: str
     [
         {"max_investigations": 3, "include_overflow": True},
         {"include_investigations": False, "core": ["reference", "created_at", "investigation_count", "is_overdue"]},
+        {"max_investigations": 1, "identity": "include", "identity_reason": "Board-approved investigation"},
     ],
+    ids=["pseudonymised", "some-core", "identities-included"],
 )
 def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, columns, fmt):
     org = _seed()
     snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
-    plan = RowPlan(dataset="cases", options=columns, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
+    plan = _plan(org, snapshot, columns)
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
     assert export_query(plan, cases, format=fmt, now=dt.datetime.now(dt.UTC)) is not None  # all in SQL
 
@@ -240,6 +293,17 @@ def test_copy_pushdown_writes_the_same_bytes_as_the_python_path(settings, column
     assert len(rows) == len(JSON_VALUES) + 1
 
 
+def _plan(org: Organization, snapshot: list, columns: dict) -> RowPlan:
+    return RowPlan(
+        dataset="cases",
+        options=columns,
+        snapshot=snapshot,
+        timezone=ZONE,
+        now=dt.datetime.now(dt.UTC),
+        pseudonym_key=bytes(org.pseudonym_key),
+    )
+
+
 def test_filters_apply_in_the_pushdown_too(settings):
     org = _seed()
     other = OrganizationFactory(slug="other", timezone=ZONE)
@@ -262,7 +326,7 @@ def test_a_tag_the_sql_cannot_render_falls_back_to_the_python_path(settings):
     org = _seed()
     TagSlot.objects.filter(organization=org, slot=1).update(data_type="date")
     snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
-    plan = RowPlan(dataset="cases", options={}, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
+    plan = _plan(org, snapshot, {})
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
     assert export_query(plan, cases, format="csv", now=dt.datetime.now(dt.UTC)) is None
     assert _export(org, settings, pushdown=True, columns={}) == _export(org, settings, pushdown=False, columns={})
@@ -310,7 +374,7 @@ def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
     monkeypatch.setattr(pushdown, "PART_ROWS", 5)
     settings.EXPORT_COPY_CONNECTIONS = 2
     snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
-    plan = RowPlan(dataset="cases", options={}, snapshot=snapshot, timezone=ZONE, now=dt.datetime.now(dt.UTC))
+    plan = _plan(org, snapshot, {})
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
     before = threading.active_count()
 

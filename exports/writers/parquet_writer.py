@@ -20,6 +20,7 @@ null when it cannot be represented — a file cannot change a column's type half
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
@@ -208,6 +209,13 @@ class ParquetWriter(BaseWriter):
                 batch = next(batches, None)
             if pending:
                 writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
+            writer.add_key_value_metadata(about_metadata(about))
+
+
+def about_metadata(about: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The About sheet of the other formats as the file's key-value metadata: one JSON
+    object under ``dossier.about`` (who made the file, from what, how identities are shown)."""
+    return {"dossier.about": json.dumps(dict(about), ensure_ascii=False)}
 
 
 def _batches(rows: Iterator[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
