@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from tagging.formatting import Sensitivity  # whether a column's values identify a person
+
 
 class ColumnType(StrEnum):
     """What a column holds; writers type their cells from it."""
@@ -24,13 +26,6 @@ class ColumnGroup(StrEnum):
     CORE = "core"
     INVESTIGATION = "investigation"
     TAG = "tag"
-
-
-class Sensitivity(StrEnum):
-    """Whether a column's values identify a person (pseudonymised unless revealed)."""
-
-    STANDARD = "standard"
-    IDENTITY = "identity"
 
 
 class IdentityMode(StrEnum):

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from audit.services import client_ip
 from organizations.admin_scoping import OrgScopedAdmin, org_ids_for
 from organizations.models import Organization, Role
+from organizations.selectors import identity_access_for
 from tagging.models import MAX_SLOTS, SourceEntity, TagSlot
 from tagging.selectors import tag_fields_discover
 from tagging.services import EDITABLE, tag_slot_clear, tag_slot_put
@@ -22,7 +23,16 @@ from tagging.services import EDITABLE, tag_slot_clear, tag_slot_put
 class TagSlotForm(forms.ModelForm[TagSlot]):
     class Meta:
         model = TagSlot
-        fields = ["organization", "slot", "label", "source_entity", "field_path", "data_type", "is_active"]
+        fields = [
+            "organization",
+            "slot",
+            "label",
+            "source_entity",
+            "field_path",
+            "data_type",
+            "sensitivity",
+            "is_active",
+        ]
         widgets = {
             "field_path": forms.TextInput(
                 attrs={
@@ -41,7 +51,16 @@ class TagSlotAdmin(OrgScopedAdmin):
     form = TagSlotForm
     write_role = Role.ADMIN
     delete_role = Role.ADMIN
-    list_display = ["slot", "label", "source_entity", "field_path", "data_type", "is_active", "organization"]
+    list_display = [
+        "slot",
+        "label",
+        "source_entity",
+        "field_path",
+        "data_type",
+        "sensitivity",
+        "is_active",
+        "organization",
+    ]
     change_form_template = "admin/tagging/tagslot/change_form.html"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
@@ -80,19 +99,23 @@ class TagSlotAdmin(OrgScopedAdmin):
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         # Discovered paths of every organization the user may configure, for the datalist
-        # and the preview (which calls the API with the organization's slug).
+        # and the preview (which calls the API with the organization's slug). Examples of
+        # identity paths are pseudonyms unless the user has identity access there.
         ids = org_ids_for(request, self.write_role)
         orgs = Organization.objects.all() if ids is None else Organization.objects.filter(pk__in=ids)
-        context["tag_discovery"] = {
-            str(org.pk): {
+        discovery = {}
+        for org in orgs[:20]:
+            reveal = identity_access_for(user=request.user, organization=org)
+            discovery[str(org.pk)] = {
                 "slug": org.slug,
                 "fields": {
-                    entity: [asdict(f) for f in tag_fields_discover(organization=org, source_entity=entity)]
+                    entity: [
+                        asdict(f) for f in tag_fields_discover(organization=org, source_entity=entity, reveal=reveal)
+                    ]
                     for entity in SourceEntity.values
                 },
             }
-            for org in orgs[:20]
-        }
+        context["tag_discovery"] = discovery
         return super().render_change_form(request, context, *args, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

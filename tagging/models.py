@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
+from tagging.formatting import Sensitivity
+
 MAX_SLOTS = 20
 
 
@@ -36,6 +38,14 @@ class TagSlot(models.Model):
         max_length=200, help_text="A field of the entity (business_unit) or custom_fields.key.subkey"
     )
     data_type = models.CharField(max_length=16, choices=DataType.choices, default=DataType.TEXT)
+    sensitivity = models.CharField(
+        max_length=16,
+        choices=Sensitivity.choices,
+        default=Sensitivity.STANDARD,
+        help_text="identity: the value names or identifies a person (a reporter's phone, a subject's email); "
+        "exports show a pseudonym unless identities are included, and previews show one to members without "
+        "identity access. standard: any other value.",
+    )
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -65,6 +75,9 @@ class TagSlot(models.Model):
                 condition=models.Q(source_entity__in=SourceEntity.values), name="tagslot_source_entity_valid"
             ),
             models.CheckConstraint(condition=models.Q(data_type__in=DataType.values), name="tagslot_data_type_valid"),
+            models.CheckConstraint(
+                condition=models.Q(sensitivity__in=Sensitivity.values), name="tagslot_sensitivity_valid"
+            ),
             models.CheckConstraint(condition=~models.Q(label=""), name="tagslot_label_not_empty"),
         ]
 
@@ -96,4 +109,5 @@ class TagSlot(models.Model):
             "source_entity": self.source_entity,
             "field_path": self.field_path,
             "data_type": self.data_type,
+            "sensitivity": self.sensitivity,
         }

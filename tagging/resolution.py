@@ -6,8 +6,26 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tagging.formatting import COERCERS
+from tagging.formatting import COERCERS, Sensitivity, pseudonymise_raw
 from tagging.paths import compile_getter, parse_field_path
+
+__all__ = [
+    "CompiledTag",
+    "compile_tags",
+    "pseudonymise_raw",
+    "resolve_tags",
+    "row_resolver",
+    "tag_pseudonym_column",
+]
+
+
+def tag_pseudonym_column(source_entity: str, field_path: str) -> str:
+    """The column key of a tag's pseudonyms: its source path (``case.custom_fields.x``).
+
+    Keyed by where the value lives rather than by slot, so a tag keeps its pseudonyms when
+    it moves to another slot, and the preview shows the same pseudonyms as exports.
+    """
+    return f"{source_entity}.{field_path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +37,7 @@ class CompiledTag:
     source_entity: str
     field_path: str
     data_type: str
+    sensitivity: str
     getter: Callable[[Mapping[str, Any]], Any]
     coercer: Callable[[Any], Any]
 
@@ -32,9 +51,22 @@ class CompiledTag:
             return None
         return self.coercer(raw)
 
+    @property
+    def is_identity(self) -> bool:
+        """Whether the tag's values name or identify a person."""
+        return self.sensitivity == Sensitivity.IDENTITY
+
+    @property
+    def pseudonym_column(self) -> str:
+        """The column key of this tag's pseudonyms (``tag_pseudonym_column``)."""
+        return tag_pseudonym_column(self.source_entity, self.field_path)
+
 
 def compile_tags(snapshot: Iterable[Mapping[str, Any]]) -> list[CompiledTag]:
-    """Compile a tag snapshot (``TagSlot.snapshot()`` dicts) in slot order."""
+    """Compile a tag snapshot (``TagSlot.snapshot()`` dicts) in slot order.
+
+    Snapshots frozen before tags had a sensitivity compile as standard.
+    """
     tags = []
     for item in sorted(snapshot, key=lambda t: t["slot"]):
         fp = parse_field_path(item["source_entity"], item["field_path"])
@@ -45,6 +77,7 @@ def compile_tags(snapshot: Iterable[Mapping[str, Any]]) -> list[CompiledTag]:
                 source_entity=item["source_entity"],
                 field_path=fp.path,
                 data_type=item["data_type"],
+                sensitivity=item.get("sensitivity", Sensitivity.STANDARD),
                 getter=compile_getter(fp),
                 coercer=COERCERS[item["data_type"]],
             )

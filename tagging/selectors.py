@@ -1,4 +1,8 @@
-"""Reads for tag slots: configured slots, field discovery and value preview."""
+"""Reads for tag slots: configured slots, field discovery and value preview.
+
+Identity values (a path that an identity slot reads, or a preview asked as identity) are
+shown as pseudonyms unless the caller says the member may see identities (``reveal``).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from django.db.models import QuerySet
 
 from cases.models import Case, Investigation
 from organizations.models import Organization
-from tagging.formatting import as_text, coerce
-from tagging.models import TagSlot
+from tagging.formatting import as_text, coerce, pseudonymise_raw
+from tagging.models import Sensitivity, TagSlot
 from tagging.paths import CORE_FIELDS, CUSTOM_FIELDS, FieldPath, compile_getter, parse_field_path
+from tagging.resolution import tag_pseudonym_column
 
 DISCOVERY_SAMPLE = 2000
 PREVIEW_SAMPLE = 500
@@ -25,6 +30,26 @@ def tag_slots_for(*, organization: Organization, active_only: bool = False) -> Q
     """The organization's slots in slot order."""
     slots = TagSlot.objects.filter(organization=organization).order_by("slot")
     return slots.filter(is_active=True) if active_only else slots
+
+
+def tag_identity_paths(*, organization: Organization, source_entity: str) -> set[str]:
+    """Field paths of ``source_entity`` that an identity slot of the organization reads
+    (inactive slots too: the data still names people)."""
+    slots = TagSlot.objects.filter(
+        organization=organization, source_entity=source_entity, sensitivity=Sensitivity.IDENTITY
+    )
+    return set(slots.values_list("field_path", flat=True))
+
+
+def _overlaps(path: str, identity_paths: set[str]) -> bool:
+    # A path above an identity path holds it (custom_fields.reporter shows .phone inside its
+    # JSON) and a path below one is part of it: both read the identity value.
+    return any(path == p or path.startswith(p + ".") or p.startswith(path + ".") for p in identity_paths)
+
+
+def tag_path_is_identity(*, organization: Organization, source_entity: str, field_path: str) -> bool:
+    """Whether a path reads values an identity slot of the organization reads."""
+    return _overlaps(field_path, tag_identity_paths(organization=organization, source_entity=source_entity))
 
 
 def _recent_cases(organization: Organization) -> QuerySet[Case]:
@@ -73,10 +98,29 @@ class TagPreview:
     sampled: int
 
 
-def tag_preview(*, organization: Organization, source_entity: str, field_path: str, data_type: str) -> TagPreview:
-    """Preview a path on the organization's most recent cases (raises FieldPathError)."""
+def tag_preview(
+    *,
+    organization: Organization,
+    source_entity: str,
+    field_path: str,
+    data_type: str,
+    sensitivity: str = Sensitivity.STANDARD,
+    reveal: bool,
+) -> TagPreview:
+    """Preview a path on the organization's most recent cases (raises FieldPathError).
+
+    Identity values — asked as ``sensitivity`` identity, or read by an identity slot of the
+    organization whatever the request says — are pseudonyms, as exports show them, unless
+    ``reveal`` (the member has identity access).
+    """
     fp = parse_field_path(source_entity, field_path)
     getter = compile_getter(fp)
+    pseudonymise = not reveal and (
+        sensitivity == Sensitivity.IDENTITY
+        or tag_path_is_identity(organization=organization, source_entity=source_entity, field_path=fp.path)
+    )
+    key = bytes(organization.pseudonym_key)  # memoryview on PostgreSQL; hmac needs bytes
+    column = tag_pseudonym_column(source_entity, fp.path)
     samples = entity_samples(
         organization=organization, source_entity=source_entity, fields={fp.field}, limit=PREVIEW_SAMPLE
     )
@@ -88,7 +132,11 @@ def tag_preview(*, organization: Organization, source_entity: str, field_path: s
             continue
         covered += 1
         if len(values) < PREVIEW_VALUES:
-            values.append({"case_reference": reference, "value": as_text(coerce(raw, data_type))})
+            if pseudonymise:
+                text = pseudonymise_raw(raw, key=key, column=column) or ""
+            else:
+                text = as_text(coerce(raw, data_type))
+            values.append({"case_reference": reference, "value": text})
     coverage = round(covered / len(samples), 4) if samples else 0.0
     return TagPreview(values=values, coverage=coverage, sampled=len(samples))
 
@@ -135,8 +183,11 @@ def _suggest(value: Any) -> str:
     return "text"
 
 
-def tag_fields_discover(*, organization: Organization, source_entity: str) -> list[DiscoveredField]:
-    """Core fields and every custom-field key path seen in a bounded sample of recent rows."""
+def tag_fields_discover(*, organization: Organization, source_entity: str, reveal: bool) -> list[DiscoveredField]:
+    """Core fields and every custom-field key path seen in a bounded sample of recent rows.
+
+    The example of a path that an identity slot reads is a pseudonym unless ``reveal``.
+    """
     parse_field_path(source_entity, CORE_FIELDS[source_entity][0])  # validates the entity
     core = set(CORE_FIELDS[source_entity])
     samples = entity_samples(
@@ -160,12 +211,23 @@ def tag_fields_discover(*, organization: Organization, source_entity: str) -> li
                 examples.setdefault(path, value)
             else:
                 counts.setdefault(path, 0)
+    identity_paths = set() if reveal else tag_identity_paths(organization=organization, source_entity=source_entity)
+    key = bytes(organization.pseudonym_key)
+
+    def example(path: str) -> str:
+        value = examples.get(path)
+        if _overlaps(path, identity_paths):
+            text = pseudonymise_raw(value, key=key, column=tag_pseudonym_column(source_entity, path)) or ""
+        else:
+            text = as_text(value)
+        return text[:80]
+
     found = [
         DiscoveredField(
             field_path=path,
             kind="custom" if path.startswith(CUSTOM_FIELDS + ".") else "core",
             coverage=round(counts.get(path, 0) / total, 4),
-            example=as_text(examples.get(path))[:80],
+            example=example(path),
             suggested_data_type=_suggest(examples.get(path)),
         )
         for path in [*CORE_FIELDS[source_entity], *sorted(p for p in counts if p.startswith(CUSTOM_FIELDS + "."))]

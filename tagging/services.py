@@ -9,9 +9,9 @@ from django.db import transaction
 
 from audit.services import audit_record
 from organizations.models import Organization
-from tagging.models import MAX_SLOTS, TagSlot
+from tagging.models import MAX_SLOTS, DataType, Sensitivity, SourceEntity, TagSlot
 
-EDITABLE = ("label", "source_entity", "field_path", "data_type", "is_active")
+EDITABLE = ("label", "source_entity", "field_path", "data_type", "sensitivity", "is_active")
 
 
 def _check_slot(slot: int) -> None:
@@ -37,7 +37,14 @@ def tag_slot_put(
     before = tag.snapshot() | {"is_active": tag.is_active} if tag else None
     if tag is None:
         tag = TagSlot(organization=organization, slot=slot, created_by=actor if _is_user(actor) else None)
-    defaults = {"label": "", "source_entity": "case", "field_path": "", "data_type": "text", "is_active": True}
+    defaults = {
+        "label": "",
+        "source_entity": SourceEntity.CASE,
+        "field_path": "",
+        "data_type": DataType.TEXT,
+        "sensitivity": Sensitivity.STANDARD,
+        "is_active": True,
+    }
     for name in EDITABLE:
         setattr(tag, name, data.get(name, defaults[name]))
     tag.updated_by = actor if _is_user(actor) else None

@@ -5,9 +5,38 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from exports.columns_base import Sensitivity
 from exports.models import ExportJob
+
+
+class ExportColumnsSchema(serializers.Serializer[Any]):
+    """``columns`` of an export (documentation: the service validates the JSON)."""
+
+    include_investigations = serializers.BooleanField(default=True)
+    max_investigations = serializers.IntegerField(default=3, min_value=0, max_value=10)
+    include_overflow = serializers.BooleanField(default=False)
+    include_tags = serializers.BooleanField(default=True)
+    core = serializers.ListField(child=serializers.CharField(), allow_null=True, default=None)
+    identity = serializers.ChoiceField(
+        choices=["pseudonymise", "include", "omit"],
+        default="pseudonymise",
+        help_text="Columns that identify a person (sensitivity identity): pseudonyms (PSN- and 10 hex "
+        "characters, stable within the organization), the real values (403 without identity access; "
+        "audited export.identity_included), or left out.",
+    )
+    identity_reason = serializers.CharField(
+        required=False,
+        max_length=500,
+        help_text='Why identities are revealed: 1–500 characters, needed with "include".',
+    )
+
+
+@extend_schema_field(ExportColumnsSchema)
+class ExportColumnsField(serializers.JSONField):
+    """The ``columns`` JSON, documented by ``ExportColumnsSchema``."""
 
 
 class ExportJobCreateSerializer(serializers.Serializer[Any]):
@@ -16,7 +45,7 @@ class ExportJobCreateSerializer(serializers.Serializer[Any]):
     dataset = serializers.CharField(default="cases")
     format = serializers.CharField()
     filters = serializers.JSONField(required=False, default=dict)
-    columns = serializers.JSONField(required=False, default=dict)
+    columns = ExportColumnsField(required=False, default=dict)
 
 
 class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
@@ -83,7 +112,7 @@ class ColumnSerializer(serializers.Serializer[Any]):
     type = serializers.CharField()
     group = serializers.ChoiceField(choices=["core", "investigation", "tag"])
     sensitivity = serializers.ChoiceField(
-        choices=["standard", "identity"],
+        choices=Sensitivity.choices,
         help_text="identity: the column names or identifies a person; exports pseudonymise it unless "
         'columns.identity is "include" (identity access and a reason needed) or leave it out with "omit".',
     )

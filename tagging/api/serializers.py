@@ -6,22 +6,27 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tagging.models import MAX_SLOTS, DataType, SourceEntity, TagSlot
+from tagging.models import MAX_SLOTS, DataType, Sensitivity, SourceEntity, TagSlot
 from tagging.paths import FieldPathError, parse_field_path
 
 
 class TagSlotSerializer(serializers.ModelSerializer[TagSlot]):
-    """``{slot, label, source_entity, field_path, data_type, is_active, updated_at}``."""
+    """``{slot, label, source_entity, field_path, data_type, sensitivity, is_active, updated_at}``."""
 
     slot = serializers.IntegerField(read_only=True)
     label = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)  # type: ignore[assignment]
     source_entity = serializers.ChoiceField(choices=SourceEntity.choices, default=SourceEntity.CASE)
     data_type = serializers.ChoiceField(choices=DataType.choices, default=DataType.TEXT)
+    sensitivity = serializers.ChoiceField(
+        choices=Sensitivity.choices,
+        default=Sensitivity.STANDARD,
+        help_text="identity: the value names or identifies a person; exports and previews show pseudonyms.",
+    )
     is_active = serializers.BooleanField(default=True)
 
     class Meta:
         model = TagSlot
-        fields = ["slot", "label", "source_entity", "field_path", "data_type", "is_active", "updated_at"]
+        fields = ["slot", "label", "source_entity", "field_path", "data_type", "sensitivity", "is_active", "updated_at"]
         read_only_fields = ["slot", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +44,12 @@ class TagPreviewRequestSerializer(serializers.Serializer[Any]):
     source_entity = serializers.ChoiceField(choices=SourceEntity.choices)
     field_path = serializers.CharField(allow_blank=True)
     data_type = serializers.ChoiceField(choices=DataType.choices, default=DataType.TEXT)
+    sensitivity = serializers.ChoiceField(
+        choices=Sensitivity.choices,
+        default=Sensitivity.STANDARD,
+        help_text="identity: show pseudonyms to members without identity access. A path that an identity "
+        "slot of the organization reads is treated as identity whatever this says.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:

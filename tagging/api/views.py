@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from audit.services import client_ip
 from organizations.api.permissions import OrgScopedMixin
 from organizations.models import Role
+from organizations.selectors import identity_access_for
 from tagging.api.serializers import (
     SLOT_RANGE_MESSAGE,
     DiscoveredFieldSerializer,
@@ -85,7 +86,8 @@ class TagSlotDetailView(OrgScopedMixin, APIView):
 
 
 class TagPreviewView(OrgScopedMixin, APIView):
-    """Values a path would give on real recent cases, and its coverage (any member)."""
+    """Values a path would give on real recent cases, and its coverage (any member); identity
+    values are pseudonyms for members without identity access."""
 
     write_role = Role.VIEWER  # a POST that reads
 
@@ -93,12 +95,14 @@ class TagPreviewView(OrgScopedMixin, APIView):
     def post(self, request: Request, org: str) -> Response:
         serializer = TagPreviewRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        preview = tag_preview(organization=self.organization, **serializer.validated_data)
+        reveal = identity_access_for(user=request.user, organization=self.organization)
+        preview = tag_preview(organization=self.organization, reveal=reveal, **serializer.validated_data)
         return Response(asdict(preview))
 
 
 class TagFieldDiscoveryView(OrgScopedMixin, APIView):
-    """Field paths that exist in this organization's data, with coverage and an example."""
+    """Field paths that exist in this organization's data, with coverage and an example (a
+    pseudonym for identity paths, unless the member has identity access)."""
 
     @extend_schema(
         parameters=[OpenApiParameter("source_entity", enum=SourceEntity.values, default="case")],
@@ -110,5 +114,6 @@ class TagFieldDiscoveryView(OrgScopedMixin, APIView):
             raise serializers.ValidationError(
                 {"source_entity": [f"Unknown source entity {entity!r}: use case, riu or investigation."]}
             )
-        fields = tag_fields_discover(organization=self.organization, source_entity=entity)
+        reveal = identity_access_for(user=request.user, organization=self.organization)
+        fields = tag_fields_discover(organization=self.organization, source_entity=entity, reveal=reveal)
         return Response({"source_entity": entity, "fields": [asdict(f) for f in fields]})

@@ -35,6 +35,7 @@ def form_data(org, **overrides):
         "source_entity": "case",
         "field_path": "custom_fields.hr.region",
         "data_type": "text",
+        "sensitivity": "standard",
         "is_active": "on",
     }
     data.update(overrides)
@@ -68,6 +69,7 @@ def test_add_form_offers_discovered_paths_of_own_organization_only(setup):
         ({"field_path": "__class__"}, "are not allowed"),
         ({"source_entity": "person"}, "Select a valid choice"),
         ({"data_type": "money"}, "Select a valid choice"),
+        ({"sensitivity": "secret"}, "Select a valid choice"),
         ({"slot": 2}, "already exists"),
     ],
 )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
@@ -85,6 +86,8 @@ def test_patch_and_delete_are_audited_with_before_and_after(admin_client, org):
         (2, {**GOOD, "field_path": ""}, "field_path"),
         (2, {**GOOD, "source_entity": "person"}, "source_entity"),
         (2, {**GOOD, "data_type": "money"}, "data_type"),
+        (2, {**GOOD, "sensitivity": "secret"}, "sensitivity"),
+        (2, {**GOOD, "sensitivity": ""}, "sensitivity"),
     ],
 )
 def test_bad_input_is_400_with_field_key_and_stores_nothing(admin_client, org, slot, body, field):
@@ -95,6 +98,64 @@ def test_bad_input_is_400_with_field_key_and_stores_nothing(admin_client, org, s
     assert field in response.json(), response.json()
     assert list(TagSlot.objects.values_list("slot", flat=True)) == [1]
     assert AuditEvent.objects.count() == before_events
+
+
+def test_sensitivity_defaults_to_standard_and_put_patch_get_carry_it(admin_client, org):
+    created = admin_client.put("/api/v1/orgs/acme/tags/4/", GOOD, format="json")
+    assert created.status_code == 201 and created.json()["sensitivity"] == "standard"
+    phone = {"label": "Reporter phone", "field_path": "custom_fields.reporter.phone", "sensitivity": "identity"}
+    replaced = admin_client.put("/api/v1/orgs/acme/tags/4/", phone, format="json")
+    assert replaced.status_code == 200 and replaced.json()["sensitivity"] == "identity"
+    assert admin_client.get("/api/v1/orgs/acme/tags/4/").json()["sensitivity"] == "identity"
+    assert admin_client.get("/api/v1/orgs/acme/tags/").json()["results"][0]["sensitivity"] == "identity"
+    tag = TagSlot.objects.get(organization=org, slot=4)
+    assert tag.snapshot() == {
+        "slot": 4,
+        "label": "Reporter phone",
+        "source_entity": "case",
+        "field_path": "custom_fields.reporter.phone",
+        "data_type": "text",
+        "sensitivity": "identity",
+    }
+    # A PATCH of another field keeps it; a PUT that leaves it out resets it, like every field.
+    assert (
+        admin_client.patch("/api/v1/orgs/acme/tags/4/", {"label": "Phone"}, format="json").json()["sensitivity"]
+        == "identity"
+    )
+    patched = admin_client.patch("/api/v1/orgs/acme/tags/4/", {"sensitivity": "standard"}, format="json")
+    assert patched.status_code == 200 and patched.json()["sensitivity"] == "standard"
+    admin_client.patch("/api/v1/orgs/acme/tags/4/", {"sensitivity": "identity"}, format="json")
+    null = admin_client.put("/api/v1/orgs/acme/tags/4/", {**phone, "sensitivity": None}, format="json")
+    assert null.status_code == 400 and "sensitivity" in null.json()
+    without = {k: v for k, v in phone.items() if k != "sensitivity"}
+    reset = admin_client.put("/api/v1/orgs/acme/tags/4/", without, format="json")
+    assert reset.status_code == 200 and reset.json()["sensitivity"] == "standard"
+    assert TagSlot.objects.get(organization=org, slot=4).sensitivity == "standard"
+
+
+def test_sensitivity_changes_are_audited_with_before_and_after(admin_client, org):
+    admin_client.put("/api/v1/orgs/acme/tags/1/", GOOD, format="json")
+    admin_client.patch("/api/v1/orgs/acme/tags/1/", {"sensitivity": "identity"}, format="json")
+    event = AuditEvent.objects.filter(organization=org, action="tag.updated").get()
+    assert event.details["before"]["sensitivity"] == "standard"
+    assert event.details["after"]["sensitivity"] == "identity"
+    created = AuditEvent.objects.filter(organization=org, action="tag.created").get()
+    assert created.details["after"]["sensitivity"] == "standard"
+
+
+def test_patch_with_bad_sensitivity_is_400_and_changes_nothing(admin_client, org):
+    admin_client.put("/api/v1/orgs/acme/tags/1/", {**GOOD, "sensitivity": "identity"}, format="json")
+    before_events = AuditEvent.objects.count()
+    response = admin_client.patch("/api/v1/orgs/acme/tags/1/", {"sensitivity": "IDENTITY"}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["sensitivity"]
+    assert TagSlot.objects.get().sensitivity == "identity"
+    assert AuditEvent.objects.count() == before_events
+
+
+def test_database_refuses_an_unknown_sensitivity(org):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TagSlot.objects.create(organization=org, slot=1, label="X", field_path="title", sensitivity="secret")
 
 
 def test_patch_with_bad_path_is_400_and_changes_nothing(admin_client, org):

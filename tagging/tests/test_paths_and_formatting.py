@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
 
+from organizations.pseudonyms import PATTERN, pseudonym
 from tagging.formatting import as_text, coerce
 from tagging.paths import FieldPathError, compile_getter, parse_field_path
-from tagging.resolution import compile_tags, resolve_tags
+from tagging.resolution import compile_tags, pseudonymise_raw, resolve_tags, tag_pseudonym_column
 
 
 @pytest.mark.parametrize(
@@ -119,3 +121,65 @@ def test_resolve_tags_uses_each_tags_entity_in_slot_order():
         "riu": None,
     }
     assert resolve_tags(tags, entities) == ["AMER", 4, None]
+
+
+KEY = b"k" * 32
+
+
+def _p(column: str, text: str) -> str | None:
+    return pseudonym(key=KEY, column=column, value=text)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("Ana Silva", "Ana Silva"),
+        (True, "true"),
+        (False, "false"),
+        (40711, "40711"),
+        (7.0, "7.0"),
+        (2.5, "2.5"),
+        (Decimal("12.50"), "12.50"),
+        (dt.date(2026, 3, 1), "2026-03-01"),
+    ],
+)
+def test_pseudonymise_raw_uses_the_values_json_text(value, text):
+    assert pseudonymise_raw(value, key=KEY, column="case.custom_fields.x") == _p("case.custom_fields.x", text)
+    assert re.match(PATTERN, pseudonymise_raw(value, key=KEY, column="case.custom_fields.x") or "")
+
+
+def test_pseudonymise_raw_takes_each_person_of_a_list_and_leaves_blanks_empty():
+    column = "case.custom_fields.witnesses"
+    both = pseudonymise_raw(["Ana", None, " ", True, "ANA "], key=KEY, column=column)
+    assert both == "; ".join([_p(column, "ana"), _p(column, "true"), _p(column, "ana")])  # type: ignore[list-item]
+    for blank in (None, "", "  ", [], [None, ""]):
+        assert pseudonymise_raw(blank, key=KEY, column=column) is None
+    # The column and the key are part of the pseudonym.
+    assert pseudonymise_raw("Ana", key=KEY, column=column) != pseudonymise_raw("Ana", key=KEY, column="case.title")
+    assert pseudonymise_raw("Ana", key=KEY, column=column) != pseudonymise_raw("Ana", key=b"other", column=column)
+
+
+def test_compiled_tags_carry_sensitivity_and_their_pseudonym_column():
+    old, new = compile_tags(
+        [
+            {
+                "slot": 1,
+                "label": "Old",
+                "source_entity": "case",
+                "field_path": " custom_fields.a ",
+                "data_type": "text",
+            },
+            {
+                "slot": 2,
+                "label": "Phone",
+                "source_entity": "riu",
+                "field_path": "custom_fields.caller.phone",
+                "data_type": "text",
+                "sensitivity": "identity",
+            },
+        ]
+    )
+    assert (old.sensitivity, old.is_identity) == ("standard", False)  # snapshots from before sensitivity
+    assert (new.sensitivity, new.is_identity) == ("identity", True)
+    assert old.pseudonym_column == "case.custom_fields.a" == tag_pseudonym_column("case", "custom_fields.a")
+    assert new.pseudonym_column == "riu.custom_fields.caller.phone"
