@@ -119,11 +119,20 @@ def _plan_and_query():  # type: ignore[no-untyped-def]
 
     org = Organization.objects.get(slug=ORG)
     snapshot = [t.snapshot() for t in tag_slots_for(organization=org, active_only=True)]
-    plan = RowPlan(dataset="cases", options=OPTIONS, snapshot=snapshot, timezone=org.timezone, now=timezone.now())
+    plan = RowPlan(
+        dataset="cases",
+        options=OPTIONS,
+        snapshot=snapshot,
+        timezone=org.timezone,
+        now=timezone.now(),
+        pseudonym_key=bytes(org.pseudonym_key),
+    )
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=org.timezone)
     sql, params = cases.order_by("created_at", "id").values_list(*plan.case_fields).query.sql_with_params()
     inv_sql = "SELECT * FROM cases_investigation WHERE organization_id = %s ORDER BY case_id, number"
-    return plan, [(sql, params), (inv_sql, (org.pk,))]
+    # The people in the cases: the default export pseudonymises six identity columns.
+    party_sql = "SELECT * FROM cases_party WHERE organization_id = %s ORDER BY case_id, id"
+    return plan, [(sql, params), (inv_sql, (org.pk,)), (party_sql, (org.pk,))]
 
 
 def _raw_blocks(queries):  # type: ignore[no-untyped-def]

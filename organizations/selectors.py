@@ -41,3 +41,13 @@ def identity_access_for(*, user: Any, organization: Organization) -> bool:
     if user.is_superuser:
         return True
     return Membership.objects.filter(user=user, organization=organization, identity_access=True).exists()
+
+
+def members_for_organization(*, organization: Organization) -> QuerySet[Membership]:
+    """The organization's memberships with their users, by username."""
+    return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+
+
+def member_get(*, organization: Organization, username: str) -> Membership | None:
+    """The membership of the user called ``username`` in the organization, if any."""
+    return members_for_organization(organization=organization).filter(user__username=username).first()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rest_framework import serializers
 
-from organizations.models import Membership
+from organizations.models import Membership, Role
 
 
 class OrganizationMembershipSerializer(serializers.ModelSerializer[Membership]):
@@ -21,4 +24,76 @@ class OrganizationDetailSerializer(serializers.Serializer[object]):
     slug = serializers.CharField()
     name = serializers.CharField()
     timezone = serializers.CharField()
-    role = serializers.CharField()
+    allowed_recipient_domains = serializers.ListField(child=serializers.CharField())
+    role = serializers.CharField(help_text="The caller's role in the organization.")
+
+
+class StrictKeysSerializer(serializers.Serializer[Any]):
+    """A change body that refuses keys it does not know (a typo must not look like success).
+
+    Keys of the read body that cannot be changed (``read_only_keys``) are refused with a
+    message saying so.
+    """
+
+    read_only_keys: tuple[str, ...] = ()
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = [name for name, field in self.fields.items() if not field.read_only]
+            errors = {
+                key: [
+                    "This field is read-only."
+                    if key in self.read_only_keys
+                    else f"Unknown field: use {', '.join(writable)}."
+                ]
+                for key in data
+                if key not in writable
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true`` or ``false`` only: a permission is not granted by ``"yes"`` or ``1``."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class OrganizationUpdateSerializer(StrictKeysSerializer):
+    """``PATCH /orgs/{org}/``: the settings an admin may change."""
+
+    read_only_keys = ("slug", "name", "role")
+
+    timezone = serializers.CharField(required=False, help_text="IANA zone name, e.g. Europe/London.")
+    allowed_recipient_domains = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Email domains scheduled reports may be sent to, e.g. ["acme.com"]; empty allows any.',
+    )
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    """``{username, email, role, identity_access}``."""
+
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.CharField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "email", "role", "identity_access"]
+        read_only_fields = fields
+
+
+class MemberUpdateSerializer(StrictKeysSerializer):
+    """``PATCH /orgs/{org}/members/{username}/``: role and/or identity access."""
+
+    read_only_keys = ("username", "email")
+
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    identity_access = StrictBooleanField(
+        required=False, help_text="May see and export the identities of people in cases."
+    )

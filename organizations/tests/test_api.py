@@ -61,7 +61,13 @@ def test_token_auth_works(db):
     user = member(org, Role.VIEWER)
     token = Token.objects.create(user=user)
     response = APIClient().get("/api/v1/orgs/alpha/", HTTP_AUTHORIZATION=f"Token {token.key}")
-    assert response.json() == {"slug": "alpha", "name": org.name, "timezone": "Europe/London", "role": "viewer"}
+    assert response.json() == {
+        "slug": "alpha",
+        "name": org.name,
+        "timezone": "Europe/London",
+        "allowed_recipient_domains": [],
+        "role": "viewer",
+    }
 
 
 def test_schema_and_docs_are_served():
