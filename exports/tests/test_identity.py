@@ -230,3 +230,20 @@ def test_a_schedule_cannot_reveal_identities_yet(org):
     assert "protected" in json.dumps(response.json())
     body["export"]["columns"] = {"identity": "omit"}
     assert cleared.post("/api/v1/orgs/acme/schedules/", body, format="json").status_code == 201
+
+
+def test_the_board_report_names_nobody(org, django_capture_on_commit_callbacks):
+    from pypdf import PdfReader
+
+    cleared = _officer(org, identity_access=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = cleared.post(
+            "/api/v1/orgs/acme/exports/", {"dataset": "board_report", "format": "pdf"}, format="json"
+        )
+    job = ExportJob.objects.get(pk=response.json()["id"])
+    assert job.status == "completed", job.error
+    with exports_storage().open(job.storage_key, "rb") as handle:
+        text = " ".join(page.extract_text() for page in PdfReader(handle).pages)
+    assert "CASE-1" in text or job.row_count == 2  # the report is about these cases
+    for name in ("Zoë", "Ångström", "Whitfield", "Ilić", "Ann Lee", "example.com"):
+        assert name not in text

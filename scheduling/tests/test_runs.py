@@ -271,3 +271,34 @@ def test_a_run_that_raises_ends_failed_with_its_error_once_a_long_lock_is_gone(m
     assert any("database busy" in r.getMessage() for r in caplog.records)  # it waited the lock out
     schedule.refresh_from_db()
     assert schedule.last_run_status == "failed" and schedule.consecutive_failures == 1
+
+
+def test_a_schedule_whose_owner_lost_identity_access_sends_pseudonyms(org, owner, django_capture_on_commit_callbacks):
+    from audit.models import AuditEvent
+    from cases.models import Case, Party
+
+    case = Case.objects.filter(organization=org).first()
+    Party.objects.create(organization=org, case=case, role="reporter", full_name="Zoë Ångström")
+    schedule = make_schedule(org, owner, format="csv")
+    # Set before this rule existed (schedules refuse it now): reveal identities.
+    revealing = {"identity": "include", "identity_reason": "Board pack"}
+    ReportSchedule.objects.filter(pk=schedule.pk).update(columns=revealing)
+    for day in (1, 2):  # two runs: the owner is told once
+        slot = dt.datetime(2026, 4, day, 7, 0, tzinfo=dt.UTC)
+        due(schedule, slot)
+        with django_capture_on_commit_callbacks(execute=True):
+            schedules_dispatch(now=slot + dt.timedelta(seconds=20))
+    runs = list(ScheduleRun.objects.order_by("scheduled_for"))
+    assert [run.status for run in runs] == ["success", "success"]
+    for run in runs:
+        assert run.export_job.columns["identity"] == "pseudonymise"
+    reports = [m for m in mail.outbox if m.to == ["audit@example.com"]]
+    assert len(reports) == 2
+    text = reports[0].attachments[0][1]
+    text = text.decode("utf-8-sig") if isinstance(text, bytes) else text
+    assert "Zoë" not in text and "PSN-" in text
+    notices = [m for m in mail.outbox if m.to == ["owner@example.com"]]
+    assert len(notices) == 1 and "pseudonyms" in notices[0].subject.lower()
+    schedule.refresh_from_db()
+    assert schedule.columns["identity"] == "pseudonymise"
+    assert AuditEvent.objects.filter(action="schedule.identity_pseudonymised").count() == 1
