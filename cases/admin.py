@@ -1,11 +1,49 @@
-"""Cases, investigations and RIUs in the admin, scoped to the user's organizations."""
+"""Cases, investigations, RIUs and the people in cases in the admin, scoped to the user's
+organizations."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from cases.models import RIU, Case, Investigation
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from cases.models import RIU, Case, Investigation, Party
 from organizations.admin_scoping import OrgScopedAdmin
+from organizations.models import Organization
+from organizations.pseudonyms import pseudonym
+from organizations.selectors import identity_access_for
+
+#: The export column whose pseudonym stands in for an identifying field, by party role.
+#: Only these pairs exist in exports; any other value is hidden rather than given a
+#: pseudonym under another column, which would link a witness or subject to the same
+#: person as a reporter (pseudonyms differ between columns on purpose).
+PSEUDONYM_COLUMNS: dict[str, dict[str, str]] = {
+    "full_name": {"reporter": "reporter_name", "subject": "subject_names", "witness": "witness_names"},
+    "email": {"reporter": "reporter_email"},
+    "phone": {"reporter": "reporter_phone"},
+    "employee_id": {"subject": "subject_employee_ids"},
+}
+HIDDEN = "hidden (no identity access)"
+
+
+def identity_access(request: HttpRequest, organization: Organization) -> bool:
+    """``identity_access_for``, asked once per request and organization."""
+    cache: dict[int, bool] = request.__dict__.setdefault("_dossier_identity_access", {})
+    if organization.pk not in cache:
+        cache[organization.pk] = identity_access_for(user=request.user, organization=organization)
+    return cache[organization.pk]
+
+
+def party_pseudonym(party: Party, field: str) -> str | None:
+    """What a member without identity access sees instead of ``field`` of ``party``."""
+    column = PSEUDONYM_COLUMNS[field].get(party.role)
+    if column is None:
+        return HIDDEN
+    key = bytes(party.case.organization.pseudonym_key)  # memoryview on PostgreSQL
+    return pseudonym(key=key, column=column, value=getattr(party, field))
 
 
 class InvestigationInline(admin.TabularInline):
@@ -25,15 +63,83 @@ class InvestigationInline(admin.TabularInline):
         return True
 
 
+class PartyFormSet(BaseInlineFormSet):
+    """Parties added on a case belong to the case's organization."""
+
+    def save_new(self, form: Any, commit: bool = True) -> Any:
+        form.instance.organization_id = self.instance.organization_id
+        return super().save_new(form, commit=commit)
+
+
+class PartyInline(admin.TabularInline):
+    """The people in a case. Members with identity access in the case's organization see and
+    (with a writing role) edit names and contacts; everyone else sees the role, the job
+    title and pseudonyms, read-only."""
+
+    model = Party
+    formset = PartyFormSet
+    extra = 0
+    identity_fields = ["role", "full_name", "email", "phone", "employee_id", "job_title"]
+    masked_fields = [
+        "role",
+        "name_pseudonym",
+        "email_pseudonym",
+        "phone_pseudonym",
+        "employee_id_pseudonym",
+        "job_title",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Party]:
+        return super().get_queryset(request).select_related("case__organization")
+
+    def _reveals(self, request: HttpRequest, case: Case | None) -> bool:
+        # On the add page there is no organization yet: nothing is revealed there.
+        return case is not None and identity_access(request, case.organization)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return self.identity_fields if self._reveals(request, obj) else self.masked_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if self._reveals(request, obj) else self.masked_fields
+
+    # Editing follows the case, and only members who may see identities may write them.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._reveals(request, obj) and CaseAdmin(Case, admin.site).has_change_permission(request, obj)
+
+    has_change_permission = has_add_permission
+    has_delete_permission = has_add_permission
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    @admin.display(description="full name")
+    def name_pseudonym(self, party: Party) -> str | None:
+        return party_pseudonym(party, "full_name")
+
+    @admin.display(description="email")
+    def email_pseudonym(self, party: Party) -> str | None:
+        return party_pseudonym(party, "email")
+
+    @admin.display(description="phone")
+    def phone_pseudonym(self, party: Party) -> str | None:
+        return party_pseudonym(party, "phone")
+
+    @admin.display(description="employee id")
+    def employee_id_pseudonym(self, party: Party) -> str | None:
+        return party_pseudonym(party, "employee_id")
+
+
 @admin.register(Case)
 class CaseAdmin(OrgScopedAdmin):
+    # No party field in the list or the search: a hit would tell a member without identity
+    # access that a person is in the case.
     list_display = ["reference", "title", "status", "severity", "category", "business_unit", "country", "created_at"]
     list_filter = ["status", "severity", "intake_channel", "category", "organization"]
     search_fields = ["reference", "title", "external_reference"]
     date_hierarchy = "created_at"
     list_select_related = ["organization"]
     raw_id_fields = ["primary_riu"]
-    inlines = [InvestigationInline]
+    inlines = [PartyInline, InvestigationInline]
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["organization", "reference", "title", "summary", "status", "assignee"]}),

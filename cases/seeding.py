@@ -1,8 +1,8 @@
 """Deterministic, realistic demo data for demos, tests and benchmarks.
 
-The same ``seed`` and ``anchor`` always give the same cases, RIUs and investigations (ids
-and the organization aside). Rows go in through ``cases.bulk`` in batches, so a million
-cases take minutes, not hours.
+The same ``seed`` and ``anchor`` always give the same cases, RIUs, investigations and
+parties (ids and the organization aside). Rows go in through ``cases.bulk`` in batches, so a
+million cases take minutes, not hours.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 from django.db import connection, transaction
 
 from cases.bulk import insert_rows, next_id, reset_sequences
-from cases.models import RIU, Case, Investigation
+from cases.demo_people import DemoPeople
+from cases.models import RIU, Case, Investigation, Party, PartyRole
 
 CATEGORIES: dict[str, tuple[float, list[str]]] = {
     "Harassment": (0.18, ["Sexual harassment", "Bullying", "Hostile work environment"]),
@@ -102,6 +103,12 @@ RELATIONSHIPS = (
     [0.55, 0.08, 0.09, 0.05, 0.05, 0.18],
 )
 INVESTIGATION_COUNTS = ([0, 1, 2, 3, 4], [0.22, 0.43, 0.20, 0.10, 0.05])
+SUBJECT_COUNTS = ([1, 2, 3], [0.60, 0.30, 0.10])
+WITNESS_COUNTS = ([0, 1, 2, 3], [0.35, 0.35, 0.20, 0.10])
+REPORTER, SUBJECT, WITNESS = PartyRole.REPORTER.value, PartyRole.SUBJECT.value, PartyRole.WITNESS.value
+# Chance that a party is one of the organization's recurring people rather than a newcomer.
+RECURRING_SHARE = {REPORTER: 0.15, SUBJECT: 0.25, WITNESS: 0.35}
+EXTERNAL_RELATIONSHIPS = frozenset({"vendor", "customer"})
 
 
 CASE_FIELDS = [
@@ -168,6 +175,7 @@ INVESTIGATION_FIELDS = [
     "actions_taken",
     "custom_fields",
 ]
+PARTY_FIELDS = ["organization", "case", "role", "full_name", "email", "phone", "employee_id", "job_title"]
 
 
 @dataclass
@@ -177,6 +185,7 @@ class SeedResult:
     cases: int = 0
     rius: int = 0
     investigations: int = 0
+    parties: int = 0
     skipped_reason: str = ""
     extras: dict[str, int] = field(default_factory=dict)
 
@@ -188,18 +197,44 @@ def _weighted(rng: random.Random, options: tuple[list[Any], list[float]]) -> Any
 
 _CUMULATIVE = {
     id(options): (options[0], list(itertools.accumulate(options[1])))
-    for options in (SEVERITIES, CHANNELS, BUSINESS_UNITS, LANGUAGES, RELATIONSHIPS, INVESTIGATION_COUNTS)
+    for options in (
+        SEVERITIES,
+        CHANNELS,
+        BUSINESS_UNITS,
+        LANGUAGES,
+        RELATIONSHIPS,
+        INVESTIGATION_COUNTS,
+        SUBJECT_COUNTS,
+        WITNESS_COUNTS,
+    )
 }
 
 
 class _Generator:
-    """Builds the rows of one seeding run from one ``random.Random``."""
+    """Builds the rows of one seeding run from the seed: one random stream for cases, RIUs
+    and investigations, another for the people in them."""
 
     def __init__(
-        self, *, organization_id: int, seed: int, anchor: dt.datetime, days: int, assignee_ids: list[int]
+        self,
+        *,
+        organization_id: int,
+        seed: int,
+        anchor: dt.datetime,
+        days: int,
+        assignee_ids: list[int],
+        cases: int,
+        email_domain: str,
     ) -> None:
         self.org = organization_id
         self.rng = random.Random(seed)
+        # People come from their own stream, so cases, RIUs and investigations stay what
+        # they were before parties existed for the same seed.
+        self.people_rng = random.Random(f"parties:{seed}")
+        self.people = DemoPeople(seed=seed, domain=email_domain)
+        # About one recurring person per eight cases: each appears in a handful of cases
+        # whatever the size of the organization.
+        self.regulars = max(200, cases // 8)
+        self.newcomers = self.regulars
         self.anchor = anchor
         self.days = days
         self.assignees = assignee_ids
@@ -253,10 +288,50 @@ class _Generator:
             cf["site_code"] = f"{country}-{rng.randint(100, 999)}"
         return cf
 
+    def _person_index(self, role: str, taken: set[int]) -> int:
+        """A recurring person not yet in this case, or (usually) someone new."""
+        rng = self.people_rng
+        if rng.random() < RECURRING_SHARE[role]:
+            index = rng.randrange(self.regulars)
+            if index not in taken:
+                taken.add(index)
+                return index
+        self.newcomers += 1
+        return self.newcomers - 1
+
+    def parties(
+        self, case_id: int, anonymous: bool, relationship: str, custom_fields: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The reporter (unless anonymous), 1–3 subjects and 0–3 witnesses of one case."""
+        rng, person = self.people_rng, self.people.person
+        people_cf = custom_fields.get("people", {})
+        taken: set[int] = set()
+        rows: list[tuple[Any, ...]] = []
+        if not anonymous:
+            if relationship in EXTERNAL_RELATIONSHIPS:
+                self.newcomers += 1
+                reporter = person(self.newcomers - 1, external=True)
+            else:
+                reporter = person(self._person_index(REPORTER, taken))
+            rows.append((self.org, case_id, REPORTER, *reporter))
+        for number in range(_weighted(rng, SUBJECT_COUNTS)):
+            # The intake flagged a repeat subject: someone who recurs across cases.
+            index = rng.randrange(self.regulars) if number == 0 and people_cf.get("repeat_subject") else -1
+            if index < 0 or index in taken:
+                index = self._person_index(SUBJECT, taken)
+            taken.add(index)
+            rows.append((self.org, case_id, SUBJECT, *person(index)))
+        # Agree with the intake's witness count where the category records one.
+        witnesses = min(3, people_cf["witnesses"]) if "witnesses" in people_cf else _weighted(rng, WITNESS_COUNTS)
+        for _ in range(witnesses):
+            index = self._person_index(WITNESS, taken)
+            rows.append((self.org, case_id, WITNESS, *person(index)))
+        return rows
+
     def rows(
         self, count: int, start_case_id: int, start_riu_id: int
-    ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], list[tuple[Any, ...]]]]:
-        """Yield (case row, riu row, investigation rows) for ``count`` cases."""
+    ) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+        """Yield (case row, riu row, investigation rows, party rows) for ``count`` cases."""
         rng = self.rng
         span = self.days * 86400
         per_year: dict[int, int] = {}
@@ -388,7 +463,7 @@ class _Generator:
                     )
                 )
                 opened = opened + dt.timedelta(days=rng.randint(1, 20))
-            yield case_row, riu_row, inv_rows
+            yield case_row, riu_row, inv_rows, self.parties(case_id, anonymous, relationship, case_row[-1])
 
 
 def cases_seed(
@@ -399,15 +474,23 @@ def cases_seed(
     anchor: dt.datetime,
     days: int = 730,
     assignee_ids: list[int] | None = None,
+    email_domain: str = "example.com",
     batch_size: int = 20_000,
 ) -> SeedResult:
-    """Insert ``cases`` demo cases (with RIUs and investigations) into an empty organization."""
+    """Insert ``cases`` demo cases (with RIUs, investigations and parties) into an empty
+    organization; people's addresses are at ``email_domain``."""
     result = SeedResult()
     if Case.objects.filter(organization_id=organization_id).exists():
         result.skipped_reason = "the organization already has cases"
         return result
     gen = _Generator(
-        organization_id=organization_id, seed=seed, anchor=anchor, days=days, assignee_ids=sorted(assignee_ids or [])
+        organization_id=organization_id,
+        seed=seed,
+        anchor=anchor,
+        days=days,
+        assignee_ids=sorted(assignee_ids or []),
+        cases=cases,
+        email_domain=email_domain,
     )
     with transaction.atomic():
         case_id, riu_id = next_id(Case), next_id(RIU)
@@ -420,11 +503,12 @@ def cases_seed(
             result.investigations += insert_rows(
                 Investigation, INVESTIGATION_FIELDS, (inv for c in chunk for inv in c[2])
             )
+            result.parties += insert_rows(Party, PARTY_FIELDS, (party for c in chunk for party in c[3]))
             done += len(chunk)
-        reset_sequences(RIU, Case, Investigation)
+        reset_sequences(RIU, Case, Investigation, Party)
     if connection.vendor == "postgresql":
         # Fresh planner statistics: without them the first reports after a bulk load pick
         # nested loops over a million rows.
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE cases_case, cases_riu, cases_investigation")
+            cursor.execute("ANALYZE cases_case, cases_riu, cases_investigation, cases_party")
     return result

@@ -7,8 +7,26 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from cases.models import RIU, Case, Investigation
+from cases.demo_people import email_local_part
+from cases.models import RIU, Case, Investigation, Party, PartyRole
 from organizations.tests.factories import OrganizationFactory
+
+# Coprime lengths: 77 distinct names before one repeats. Names with diacritics and an
+# apostrophe, so that tests meet the text real cases hold.
+_FIRST_NAMES = ["Zoë", "José", "Siobhán", "Łukasz", "Grace", "Oğuz", "Amara"]
+_LAST_NAMES = [
+    "Ångström",
+    "Núñez",
+    "O'Brien",
+    "Dvořák",
+    "Okafor",
+    "Müller",
+    "Nguyễn",
+    "Lindqvist",
+    "Søndergaard",
+    "Yılmaz",
+    "Kowalczyk",
+]
 
 
 class RIUFactory(factory.django.DjangoModelFactory[RIU]):
@@ -54,3 +72,27 @@ class InvestigationFactory(factory.django.DjangoModelFactory[Investigation]):
     investigator = "Dana Whitfield"
     allegation_type = "Falsified records"
     opened_at = factory.LazyFunction(timezone.now)
+
+
+class PartyFactory(factory.django.DjangoModelFactory[Party]):
+    """A person in a case: a subject, or ``PartyFactory(reporter=True)`` /
+    ``PartyFactory(witness=True)``. Emails and employee ids are unique; names repeat only
+    after 77 parties and mostly carry diacritics."""
+
+    class Meta:
+        model = Party
+
+    class Params:
+        reporter = factory.Trait(role=PartyRole.REPORTER)
+        witness = factory.Trait(role=PartyRole.WITNESS)
+
+    case = factory.SubFactory(CaseFactory)
+    organization = factory.SelfAttribute("case.organization")
+    role = PartyRole.SUBJECT
+    full_name = factory.Sequence(lambda n: f"{_FIRST_NAMES[n % 7]} {_LAST_NAMES[n % 11]}")
+    email = factory.LazyAttributeSequence(
+        lambda p, n: ".".join(email_local_part(w) for w in p.full_name.split()) + f".{n}@acme.example.com"
+    )
+    phone = factory.Sequence(lambda n: f"+44770090{n % 10000:04d}")
+    employee_id = factory.Sequence(lambda n: f"E{20000 + n}")
+    job_title = "Procurement specialist"

@@ -72,6 +72,7 @@ class Command(BaseCommand):
             anchor=anchor,
             days=options["days"],
             assignee_ids=[u.pk for u in users if u.username != "viewer"],
+            email_domain=f"{slug}.example.com",
         )
         # Apps that own other demo objects (tag slots, schedules) add them through a
         # ``seed_demo(organization, owner)`` hook on their AppConfig, idempotently.
@@ -93,8 +94,8 @@ class Command(BaseCommand):
                 )
             rate = result.cases / elapsed if elapsed else 0
             self.stdout.write(
-                f"{org.slug}: {result.cases} cases, {result.rius} RIUs, {result.investigations} investigations "
-                f"in {elapsed:.1f}s ({rate:,.0f} cases/s)."
+                f"{org.slug}: {result.cases} cases, {result.rius} RIUs, {result.investigations} investigations, "
+                f"{result.parties} parties in {elapsed:.1f}s ({rate:,.0f} cases/s)."
             )
         for key, count in result.extras.items():
             self.stdout.write(f"{org.slug}: {count} {key} added.")
