@@ -37,6 +37,8 @@ if not DEBUG:
     if _missing:
         raise ImproperlyConfigured(f"DEBUG=False needs {' and '.join(_missing)} set in the environment.")
 SECRET_KEY = SECRET_KEY or _DEV_SECRET
+# The key stored secrets (ZIP passphrases) are encrypted with; derived from SECRET_KEY when unset.
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -39,6 +39,16 @@ class Role(models.TextChoices):
         return cls.rank(role) >= cls.rank(required)
 
 
+class DeliveryPolicy(models.TextChoices):
+    ANY = "any", "Any (plain attachments allowed)"
+    PROTECTED = "protected", "Protected (link-only or encrypted delivery only)"
+
+
+class LinkAccess(models.TextChoices):
+    ANYONE_WITH_LINK = "anyone_with_link", "Anyone with the link"
+    MEMBERS_ONLY = "members_only", "Members only (sign-in required)"
+
+
 class Organization(models.Model):
     """A tenant: every case, tag, export and schedule belongs to one."""
 
@@ -49,6 +59,18 @@ class Organization(models.Model):
         default=list,
         blank=True,
         help_text='Email domains scheduled reports may be sent to, e.g. ["acme.com"]; empty allows any.',
+    )
+    delivery_policy = models.CharField(
+        max_length=16,
+        choices=DeliveryPolicy.choices,
+        default=DeliveryPolicy.ANY,
+        help_text="protected: scheduled reports leave only as a link or encrypted, never as a plain attachment.",
+    )
+    link_access = models.CharField(
+        max_length=20,
+        choices=LinkAccess.choices,
+        default=LinkAccess.ANYONE_WITH_LINK,
+        help_text="members_only: emailed download links ask for a sign-in and serve only this organization's members.",
     )
     pseudonym_key = models.BinaryField(
         max_length=32,

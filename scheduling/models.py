@@ -43,6 +43,15 @@ class DeliveryKind(models.TextChoices):
     STORAGE = "storage", "Storage"
 
 
+class Protection(models.TextChoices):
+    """How a scheduled report's file leaves: as it is, only as a link, or encrypted."""
+
+    NONE = "none", "None (the file attached as it is)"
+    LINK_ONLY = "link_only", "Link only (no attachment)"
+    ENCRYPTED_ZIP = "encrypted_zip", "Encrypted ZIP (AES-256, agreed passphrase)"
+    SMIME = "smime", "S/MIME (encrypted to each recipient's certificate)"
+
+
 class ReportSchedule(models.Model):
     """A recurring export: its definition, its rule on a local wall clock, its delivery."""
 
@@ -66,6 +75,18 @@ class ReportSchedule(models.Model):
     delivery_method = models.CharField(max_length=20, choices=DeliveryMethod.choices, default=DeliveryMethod.EMAIL)
     recipients = models.JSONField(default=list, blank=True)
     attach_file = models.BooleanField(default=True)
+    protection = models.CharField(
+        max_length=16,
+        choices=Protection.choices,
+        default=Protection.NONE,
+        help_text="How the emailed file is protected.",
+    )
+    passphrase_encrypted = models.TextField(
+        blank=True, editable=False, help_text="The encrypted ZIP's passphrase, encrypted at rest; never shown."
+    )
+    protection_notice_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the owner was told a policy changed its delivery."
+    )
     storage_path = models.CharField(max_length=300, blank=True)
     skip_if_empty = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
@@ -138,6 +159,8 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=300, blank=True, help_text="Email Message-ID, or the stored file key.")
     attached = models.BooleanField(default=False)
+    protection = models.CharField(max_length=16, choices=Protection.choices, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of exactly the bytes attached.")
     claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -148,3 +171,34 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient}: {self.status}"
+
+
+class RecipientCertificate(models.Model):
+    """A recipient's X.509 certificate: S/MIME reports to that address are encrypted to it."""
+
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="recipient_certificates"
+    )
+    email = models.EmailField(help_text="The address in the certificate (lower case).")
+    pem = models.TextField()
+    fingerprint_sha256 = models.CharField(max_length=64)
+    subject = models.CharField(max_length=500, blank=True)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expiry_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When owners were told it expires soon (once)."
+    )
+
+    class Meta:
+        ordering = ["organization_id", "email", "-not_after"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "fingerprint_sha256"], name="certificate_unique_per_org"),
+        ]
+        indexes = [models.Index(fields=["organization", "email"], name="certificate_org_email_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.email} (until {self.not_after:%Y-%m-%d})"
