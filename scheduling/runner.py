@@ -14,28 +14,22 @@ import functools
 import logging
 import os
 import random
-import smtplib
 import socket
 import uuid
 from typing import Any
 
-from django.conf import settings
-from django.core.files import File
-from django.core.mail import EmailMultiAlternatives, get_connection, make_msgid
 from django.db import transaction
 from django.db.models import F, Q
-from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.text import slugify
 
 from audit.services import audit_record
 from config.db import db_write_retry
 from config.tasks import enqueue
 from exports.columns_base import IdentityMode
-from exports.downloads import MEDIA_TYPES, download_link
 from exports.models import ExportJob, ExportSource, ExportStatus
-from exports.services import export_job_create, export_job_run, exports_storage
+from exports.services import export_job_create, export_job_run
 from organizations.selectors import identity_access_for
+from scheduling.delivery import PermanentDeliveryError, Sent, TransientDeliveryError, delivery_send
 from scheduling.models import (
     Delivery,
     DeliveryKind,
@@ -45,8 +39,8 @@ from scheduling.models import (
     RunStatus,
     ScheduleRun,
 )
+from scheduling.notices import identity_fallback_notice, run_notice
 from scheduling.services import RUN_TASK, owner_may_run, schedule_pause
-from scheduling.timemath import get_zone
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +49,6 @@ MAX_RUN_ATTEMPTS = 3
 MAX_DELIVERY_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 60
 PAUSE_AFTER_FAILURES = 3
-BASE64_GROWTH = 4 / 3
-
-
-class TransientDeliveryError(Exception):
-    """Worth retrying later (SMTP 4xx, connection refused or dropped, timeout)."""
-
-
-class PermanentDeliveryError(Exception):
-    """Will not work on retry (SMTP 5xx: unknown mailbox, rejected)."""
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -168,26 +153,8 @@ def _identity_fallback(schedule: ReportSchedule) -> dict[str, Any]:
         details={"owner": schedule.owner.get_username(), "why": "the owner no longer has identity access"},
     )
     if schedule.owner.email:
-        transaction.on_commit(lambda: _identity_fallback_notice(schedule))
+        transaction.on_commit(lambda: identity_fallback_notice(schedule))
     return columns
-
-
-def _identity_fallback_notice(schedule: ReportSchedule) -> None:
-    try:
-        EmailMultiAlternatives(
-            subject=f"Pseudonyms from now on: {schedule.name}",
-            body=(
-                f"You no longer have identity access in {schedule.organization.name}, so the scheduled report "
-                f'"{schedule.name}" now shows the people in its cases as pseudonyms (PSN-…) instead of their '
-                "names and contact details. An organization admin can restore your access; you can then choose "
-                f"to reveal identities again.\n\n{settings.SITE_URL}/admin/\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[schedule.owner.email],
-            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
-        ).send()
-    except Exception:
-        logger.exception("could not tell the owner of schedule %s about pseudonyms", schedule.pk)
 
 
 def _create_deliveries(run: ScheduleRun) -> None:
@@ -245,10 +212,7 @@ def _delivery_claim(delivery_id: int, now: dt.datetime) -> int:
 
 def _attempt(delivery: Delivery) -> int:
     try:
-        if delivery.kind == DeliveryKind.STORAGE:
-            key, attached = _store(delivery), False
-        else:
-            key, attached = _email(delivery)
+        sent = delivery_send(delivery)
     except TransientDeliveryError as exc:
         if delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
             _mark(delivery, DeliveryStatus.FAILED, error=f"Gave up after {delivery.attempts} attempts: {exc}")
@@ -268,26 +232,28 @@ def _attempt(delivery: Delivery) -> int:
     except PermanentDeliveryError as exc:
         _mark(delivery, DeliveryStatus.FAILED, error=str(exc))
         return 0
-    _mark(delivery, DeliveryStatus.SENT, message_id=key, attached=attached)
+    _mark(delivery, DeliveryStatus.SENT, sent=sent)
     return 1
 
 
-def _mark(delivery: Delivery, status: str, *, error: str = "", message_id: str = "", attached: bool = False) -> None:
+def _mark(delivery: Delivery, status: str, *, error: str = "", sent: Sent | None = None) -> None:
     """Record a delivery's outcome; retried while the database is busy, because a sent
     message whose row still says pending would be sent again once its claim runs out."""
     db_write_retry(
-        lambda: _mark_once(delivery, status, error=error, message_id=message_id, attached=attached),
+        lambda: _mark_once(delivery, status, error=error, sent=sent or Sent(key="", attached=False)),
         what=f"delivery {delivery.pk} status",
     )
 
 
-def _mark_once(delivery: Delivery, status: str, *, error: str, message_id: str, attached: bool) -> None:
+def _mark_once(delivery: Delivery, status: str, *, error: str, sent: Sent) -> None:
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(
             status=status,
             last_error=error[:1000],
-            message_id=message_id[:300],
-            attached=attached,
+            message_id=sent.key[:300],
+            attached=sent.attached,
+            protection=sent.protection,
+            sha256=sent.sha256,
             sent_at=timezone.now() if status == DeliveryStatus.SENT else None,
             claimed_until=None,
             next_attempt_at=None,
@@ -302,116 +268,11 @@ def _mark_once(delivery: Delivery, status: str, *, error: str, message_id: str, 
                 "attempts": delivery.attempts,
                 "error": error or None,
                 "schedule": schedule.pk,
+                "protection": sent.protection or None,
+                "attached": sent.attached,
+                "sha256": sent.sha256 or None,
             },
         )
-
-
-# --- email and storage -----------------------------------------------------------------
-
-
-def _period(job: ExportJob) -> str:
-    start, end = job.filters.get("created_from"), job.filters.get("created_to")
-    if not start and not end:
-        return "all cases"
-    return f"{start or 'the beginning'} to {end or 'today'}"
-
-
-def _email(delivery: Delivery) -> tuple[str, bool]:
-    run, job = delivery.run, delivery.run.export_job
-    assert job is not None
-    schedule = run.schedule
-    zone = get_zone(schedule.timezone)
-    limit = settings.EMAIL_MAX_ATTACHMENT_MB * 1024 * 1024
-    encoded = int((job.file_size_bytes or 0) * BASE64_GROWTH) + 4096
-    attach = schedule.attach_file and encoded <= limit
-    link_only_reason = ""
-    if schedule.attach_file and not attach:
-        link_only_reason = (
-            f"The file is {(job.file_size_bytes or 0) / 1024 / 1024:.1f} MB ({encoded / 1024 / 1024:.1f} MB "
-            f"once encoded for email), over the {settings.EMAIL_MAX_ATTACHMENT_MB:g} MB attachment "
-            "limit, so it is not attached: use the download link."
-        )
-    context = {
-        "schedule": schedule,
-        "run": run,
-        "job": job,
-        "organization": schedule.organization,
-        "period": _period(job),
-        "generated": (job.completed_at or timezone.now()).astimezone(zone),
-        "link": download_link(job),
-        "link_days": 7,
-        "attached": attach,
-        "link_only_reason": link_only_reason,
-        "test": run.recipients_override is not None,
-    }
-    subject = f"{'[Test] ' if context['test'] else ''}{schedule.name} — {context['period']}"
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string("scheduling/email/report.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[delivery.recipient],
-        connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
-    )
-    message.attach_alternative(render_to_string("scheduling/email/report.html", context), "text/html")
-    message.extra_headers["Message-ID"] = message_id = _message_id(delivery)
-    if attach:
-        with exports_storage().open(job.storage_key, "rb") as handle:
-            message.attach(job.file_name, handle.read(), _mime(job.format))
-    _send(message)
-    return message_id, attach
-
-
-def _message_id(delivery: Delivery) -> str:
-    return make_msgid(
-        idstring=f"dossier-{delivery.run_id}-{delivery.pk}",
-        domain=settings.SITE_URL.split("//")[-1].split(":")[0].split("/")[0] or "localhost",
-    )
-
-
-def _mime(fmt: str) -> str:
-    return MEDIA_TYPES.get(fmt, "application/octet-stream").split(";")[0]
-
-
-def _send(message: EmailMultiAlternatives) -> None:
-    """Send one message; translate SMTP answers into transient or permanent errors (RFC 5321)."""
-    try:
-        message.send(fail_silently=False)
-    except smtplib.SMTPRecipientsRefused as exc:
-        code, text = next(iter(exc.recipients.values()))
-        _raise_for(code, text)
-    except smtplib.SMTPResponseException as exc:
-        _raise_for(exc.smtp_code, exc.smtp_error)
-    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
-        raise TransientDeliveryError(f"Could not reach the mail server: {exc}") from exc
-
-
-def _raise_for(code: int, text: Any) -> None:
-    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-    if 400 <= code < 500:
-        raise TransientDeliveryError(f"SMTP {code} {detail}")
-    raise PermanentDeliveryError(f"SMTP {code} {detail}")
-
-
-def _store(delivery: Delivery) -> str:
-    run, job = delivery.run, delivery.run.export_job
-    assert job is not None
-    schedule = run.schedule
-    local = run.scheduled_for.astimezone(get_zone(schedule.timezone))
-    folder = delivery.recipient.removeprefix("storage:")
-    name = (
-        f"{folder}/{schedule.organization.slug}-{_slug(schedule.name)}-{local:%Y-%m-%d_%H%M}-{str(run.pk)[:8]}"
-        f".{job.format}"
-    )
-    storage = exports_storage()
-    try:
-        with storage.open(job.storage_key, "rb") as handle:
-            return str(storage.save(name, File(handle, name=name)))
-    except OSError as exc:
-        raise TransientDeliveryError(f"Could not write to storage: {exc}") from exc
-
-
-def _slug(text: str) -> str:
-    return slugify(text)[:60] or "report"
 
 
 # --- finishing ----------------------------------------------------------------------------
@@ -437,10 +298,10 @@ def _finish(run: ScheduleRun, status: str, *, error: str = "", notify: bool = Tr
     if schedule is None:
         return None  # finished elsewhere already
     if status in (RunStatus.FAILED, RunStatus.PARTIAL) and notify:
-        _notify_owner(run, schedule)
+        run_notice(run, schedule)
     if schedule.consecutive_failures >= PAUSE_AFTER_FAILURES and schedule.is_active:
         schedule_pause(schedule=schedule, reason=f"Paused after {schedule.consecutive_failures} failed runs in a row.")
-        _notify_owner(run, schedule, paused=True)
+        run_notice(run, schedule, paused=True)
     return run
 
 
@@ -464,36 +325,6 @@ def _finish_record(run: ScheduleRun, status: str, error: str) -> ReportSchedule 
         details={"run": str(run.pk), "error": error or None, "rows": run.row_count},
     )
     return schedule
-
-
-def _notify_owner(run: ScheduleRun, schedule: ReportSchedule, paused: bool = False) -> None:
-    """One notice per run (and one when the schedule pauses itself)."""
-    if not paused and not ScheduleRun.objects.filter(pk=run.pk, owner_notified_at__isnull=True).update(
-        owner_notified_at=timezone.now()
-    ):
-        return
-    owner = schedule.owner
-    if not owner.email:
-        return
-    run.refresh_from_db()
-    context = {
-        "schedule": schedule,
-        "run": run,
-        "paused": paused,
-        "site_url": settings.SITE_URL,
-        "deliveries": list(run.deliveries.all()),
-    }
-    subject = f"Paused: {schedule.name}" if paused else f"Report {run.status}: {schedule.name}"
-    try:
-        EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string("scheduling/email/owner_notice.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[owner.email],
-            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
-        ).send()
-    except Exception:
-        logger.exception("could not notify %s about run %s", owner.email, run.pk)
 
 
 def runs_recover(*, now: dt.datetime | None = None) -> int:

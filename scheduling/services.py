@@ -11,13 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from config.crypto import secret_encrypt
 from config.errors import ApplicationError
 from config.tasks import enqueue
 from exports.columns_base import IdentityMode
 from exports.services import export_definition_validate
-from organizations.models import Organization, Role
-from organizations.selectors import role_for_user
-from scheduling.models import DeliveryMethod, ReportSchedule, RunStatus, RunTrigger, ScheduleRun
+from organizations.models import DeliveryPolicy, Organization, Role
+from organizations.selectors import identity_access_for, role_for_user
+from scheduling.models import DeliveryMethod, Protection, ReportSchedule, RunStatus, RunTrigger, ScheduleRun
 from scheduling.timemath import get_zone, next_run, validate_schedule
 
 RUN_TASK = "scheduling.tasks.execute_run"
@@ -35,30 +36,32 @@ FIELDS = (
     "delivery_method",
     "recipients",
     "attach_file",
+    "protection",
     "storage_path",
     "skip_if_empty",
     "is_active",
-)
+)  # what audit events show of a schedule: never its passphrase
+MIN_PASSPHRASE = 12
 
 
 def _recipients(organization: Organization, method: str, recipients: Any) -> list[str]:
     if method == DeliveryMethod.STORAGE:
         return []
     if not isinstance(recipients, list) or not recipients:
-        raise ApplicationError("Email delivery needs at least one recipient.", field="delivery")
+        raise ApplicationError("Email delivery needs at least one recipient.", field="delivery.recipients")
     clean: list[str] = []
     for address in recipients:
         if not isinstance(address, str):
-            raise ApplicationError("Recipients must be email addresses.", field="delivery")
+            raise ApplicationError("Recipients must be email addresses.", field="delivery.recipients")
         address = address.strip()
         try:
             validate_email(address)
         except ValidationError:
-            raise ApplicationError(f"{address!r} is not a valid email address.", field="delivery") from None
+            raise ApplicationError(f"{address!r} is not a valid email address.", field="delivery.recipients") from None
         if address.lower() not in (a.lower() for a in clean):
             clean.append(address)
     if len(clean) > MAX_RECIPIENTS:
-        raise ApplicationError(f"At most {MAX_RECIPIENTS} recipients.", field="delivery")
+        raise ApplicationError(f"At most {MAX_RECIPIENTS} recipients.", field="delivery.recipients")
     allowed = [d.lower().lstrip("@") for d in organization.allowed_recipient_domains or []]
     if allowed:
         outside = [a for a in clean if a.rsplit("@", 1)[1].lower() not in allowed]
@@ -66,7 +69,7 @@ def _recipients(organization: Organization, method: str, recipients: Any) -> lis
             raise ApplicationError(
                 f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} outside the organization's allowed "
                 f"recipient domains ({', '.join(allowed)}).",
-                field="delivery",
+                field="delivery.recipients",
             )
     return clean
 
@@ -79,41 +82,52 @@ def _storage_path(method: str, path: Any) -> str:
         raise ApplicationError(
             "Storage delivery needs storage_path: a relative folder such as "
             "'reports/board' (letters, digits, '-', '_', '.', no '..').",
-            field="delivery",
+            field="delivery.storage_path",
         )
     return path
 
 
-def schedule_validate(*, organization: Organization, data: dict[str, Any]) -> dict[str, Any]:
-    """Validate a whole schedule definition (flat model fields); returns the clean values."""
+def schedule_validate(
+    *, organization: Organization, data: dict[str, Any], owner: Any = None, has_passphrase: bool = False
+) -> dict[str, Any]:
+    """Validate a whole schedule definition (flat model fields, with ``passphrase`` in clear
+    when one is given); returns the clean values (the passphrase encrypted)."""
     name = (data.get("name") or "").strip()
     if not name:
         raise ApplicationError("A name is needed.", field="name")
     tz = data.get("timezone") or organization.timezone
     get_zone(tz)
     spec = validate_schedule(data.get("schedule") or {}, tz)
-    export_definition_validate(
-        dataset=data.get("dataset", "cases"),
-        format=data.get("format"),
-        filters=data.get("filters"),
-        columns=data.get("columns"),
-        timezone=tz,
-        now=timezone.now(),
-    )
-    if isinstance(data.get("columns"), dict) and data["columns"].get("identity") == IdentityMode.INCLUDE:
-        # Identities may leave in a scheduled file only to a cleared owner over protected
-        # delivery (encrypted or link-only), which schedules do not offer yet.
-        raise ApplicationError(
-            "A scheduled report can reveal identities only when its owner has identity access and its "
-            "delivery is protected (encrypted or link-only), which schedules do not offer yet: "
-            'use "identity": "pseudonymise" (the default) or "omit".',
-            field="export",
+    try:
+        export_definition_validate(
+            dataset=data.get("dataset", "cases"),
+            format=data.get("format"),
+            filters=data.get("filters"),
+            columns=data.get("columns"),
+            timezone=tz,
+            now=timezone.now(),
         )
+    except ApplicationError as exc:
+        # A schedule holds its export definition under "export" (as the API body nests it).
+        if not exc.field:
+            raise
+        raise type(exc)(exc.message, field=f"export.{exc.field}", extra=exc.extra) from exc
     method = data.get("delivery_method") or DeliveryMethod.EMAIL
     if method not in DeliveryMethod.values:
         raise ApplicationError(
-            f"Unknown delivery method {method!r}: use {', '.join(DeliveryMethod.values)}.", field="delivery"
+            f"Unknown delivery method {method!r}: use {', '.join(DeliveryMethod.values)}.", field="delivery.method"
         )
+    protection = _protection(organization, data, has_passphrase=has_passphrase)
+    reveals = isinstance(data.get("columns"), dict) and data["columns"].get("identity") == IdentityMode.INCLUDE
+    # Identities leave in a scheduled file only for a cleared owner, over protected delivery.
+    if reveals and (protection == Protection.NONE or not identity_access_for(user=owner, organization=organization)):
+        raise ApplicationError(
+            "A scheduled report can reveal identities only when its owner has identity access and its "
+            "delivery is protected (link_only, encrypted_zip or smime); otherwise use "
+            '"identity": "pseudonymise" (the default) or "omit".',
+            field="export.columns",
+        )
+    passphrase = data.get("passphrase")
     return {
         **{k: data[k] for k in FIELDS if k in data},
         "name": name,
@@ -125,7 +139,36 @@ def schedule_validate(*, organization: Organization, data: dict[str, Any]) -> di
         "dataset": data.get("dataset", "cases"),
         "recipients": _recipients(organization, method, data.get("recipients")),
         "storage_path": _storage_path(method, data.get("storage_path")),
+        "protection": protection,
+        **({"passphrase_encrypted": secret_encrypt(passphrase)} if passphrase else {}),
     }
+
+
+def _protection(organization: Organization, data: dict[str, Any], *, has_passphrase: bool) -> str:
+    """The delivery's protection, allowed by the organization's policy, with the passphrase
+    an encrypted ZIP needs (at least 12 characters; kept encrypted, never shown)."""
+    protection = data.get("protection") or Protection.NONE
+    if protection not in Protection.values:
+        raise ApplicationError(
+            f"Unknown protection {protection!r}: use {', '.join(Protection.values)}.", field="delivery.protection"
+        )
+    emailed = data.get("delivery_method") != DeliveryMethod.STORAGE
+    if emailed and protection == Protection.NONE and organization.delivery_policy == DeliveryPolicy.PROTECTED:
+        raise ApplicationError(
+            f"{organization.name} sends reports protected only: choose link_only, encrypted_zip or smime.",
+            field="delivery.protection",
+        )
+    passphrase = data.get("passphrase")
+    if passphrase is not None and (not isinstance(passphrase, str) or len(passphrase) < MIN_PASSPHRASE):
+        raise ApplicationError(
+            f"The passphrase must be at least {MIN_PASSPHRASE} characters.", field="delivery.passphrase"
+        )
+    if protection == Protection.ENCRYPTED_ZIP and not passphrase and not has_passphrase:
+        raise ApplicationError(
+            f"An encrypted ZIP needs the passphrase agreed with the recipients (at least {MIN_PASSPHRASE} characters).",
+            field="delivery.passphrase",
+        )
+    return protection
 
 
 def _snapshot(schedule: ReportSchedule) -> dict[str, Any]:
@@ -137,7 +180,7 @@ def schedule_create(
     *, organization: Organization, owner: Any, data: dict[str, Any], ip_address: str | None = None
 ) -> ReportSchedule:
     """Create a schedule; ``next_run_at`` is its first slot after now."""
-    clean = schedule_validate(organization=organization, data=data)
+    clean = schedule_validate(organization=organization, data=data, owner=owner)
     schedule = ReportSchedule(organization=organization, owner=owner, **clean)
     schedule.next_run_at = (
         next_run(schedule.schedule, schedule.timezone, timezone.now()) if schedule.is_active else None
@@ -161,9 +204,15 @@ def schedule_update(
     """Change a schedule (``data`` may be partial); the next run is recomputed from now."""
     schedule = ReportSchedule.objects.select_for_update().get(pk=schedule.pk)
     before = _snapshot(schedule)
-    clean = schedule_validate(organization=schedule.organization, data={**before, **data})
+    clean = schedule_validate(
+        organization=schedule.organization,
+        data={**before, **data},
+        owner=schedule.owner,
+        has_passphrase=bool(schedule.passphrase_encrypted),
+    )
     for key, value in clean.items():
         setattr(schedule, key, value)
+    schedule.protection_notice_at = None  # a policy fallback is told again only after a change
     if schedule.is_active:
         schedule.paused_reason = ""
         schedule.next_run_at = next_run(schedule.schedule, schedule.timezone, timezone.now())

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from scheduling.models import Delivery, ReportSchedule, ScheduleRun
+from scheduling.models import Delivery, Protection, ReportSchedule, ScheduleRun
 
 
 class ExportDefinitionSerializer(serializers.Serializer[Any]):
@@ -21,6 +21,20 @@ class DeliverySpecSerializer(serializers.Serializer[Any]):
     recipients = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     attach_file = serializers.BooleanField(default=True)
     storage_path = serializers.CharField(required=False, allow_blank=True, default="")
+    protection = serializers.ChoiceField(
+        choices=Protection.choices,
+        default=Protection.NONE,
+        help_text="none: the file attached as it is; link_only: only the signed link; encrypted_zip: an "
+        "AES-256 ZIP opened with the passphrase; smime: each message encrypted to the recipient's certificate.",
+    )
+    passphrase = serializers.CharField(
+        write_only=True,
+        required=False,
+        trim_whitespace=False,
+        help_text="For encrypted_zip: at least 12 characters, agreed with the recipients. Write-only: "
+        "bodies show passphrase_set.",
+    )
+    passphrase_set = serializers.BooleanField(read_only=True)
 
 
 class ScheduleSerializer(serializers.Serializer[Any]):
@@ -59,6 +73,8 @@ class ScheduleSerializer(serializers.Serializer[Any]):
                 "recipients": instance.recipients,
                 "attach_file": instance.attach_file,
                 "storage_path": instance.storage_path,
+                "protection": instance.protection,
+                "passphrase_set": bool(instance.passphrase_encrypted),
             },
             "skip_if_empty": instance.skip_if_empty,
             "is_active": instance.is_active,
@@ -88,6 +104,8 @@ class ScheduleSerializer(serializers.Serializer[Any]):
                 "recipients": "recipients",
                 "attach_file": "attach_file",
                 "storage_path": "storage_path",
+                "protection": "protection",
+                "passphrase": "passphrase",  # in clear only until the service encrypts it
             }
             flat.update({mapping[k]: v for k, v in delivery.items() if k in mapping})
         return flat
@@ -98,10 +116,27 @@ class DeliverySerializer(serializers.ModelSerializer[Delivery]):
 
     class Meta:
         model = Delivery
-        fields = ["recipient", "kind", "status", "attempts", "sent_at", "error", "next_attempt_at", "attached"]
+        fields = [
+            "recipient",
+            "kind",
+            "status",
+            "attempts",
+            "sent_at",
+            "error",
+            "next_attempt_at",
+            "attached",
+            "protection",
+            "sha256",
+        ]
 
     def get_error(self, delivery: Delivery) -> str | None:
         return delivery.last_error or None
+
+    def to_representation(self, delivery: Delivery) -> dict[str, Any]:
+        body = super().to_representation(delivery)
+        body["protection"] = delivery.protection or None
+        body["sha256"] = delivery.sha256 or None  # of exactly the bytes attached; null when none
+        return body
 
 
 class RunSerializer(serializers.ModelSerializer[ScheduleRun]):
