@@ -211,9 +211,8 @@ def test_omit_leaves_identity_columns_out(org, django_capture_on_commit_callback
     assert dict(workbook["About"].iter_rows(values_only=True))["Identities"].startswith("Pseudonymised")
 
 
-def test_a_schedule_cannot_reveal_identities_yet(org):
+def test_a_schedule_reveals_identities_only_for_a_cleared_owner_over_protected_delivery(org):
     cleared = _client(member(org, Role.ADMIN, username="ada"))
-    Membership.objects.filter(organization=org, user__username="ada").update(identity_access=True)
     body = {
         "name": "Monthly people list",
         "export": {
@@ -223,13 +222,18 @@ def test_a_schedule_cannot_reveal_identities_yet(org):
         },
         "schedule": {"kind": "daily", "time": "08:00"},
         "timezone": "Europe/London",
-        "delivery": {"method": "email", "recipients": ["audit@example.com"]},
+        "delivery": {"method": "email", "recipients": ["audit@example.com"], "protection": "link_only"},
     }
-    response = cleared.post("/api/v1/orgs/acme/schedules/", body, format="json")
-    assert response.status_code == 400
-    assert "protected" in json.dumps(response.json())
-    body["export"]["columns"] = {"identity": "omit"}
-    assert cleared.post("/api/v1/orgs/acme/schedules/", body, format="json").status_code == 201
+    refused = cleared.post("/api/v1/orgs/acme/schedules/", body, format="json")
+    assert refused.status_code == 400 and "identity access" in json.dumps(refused.json())
+    Membership.objects.filter(organization=org, user__username="ada").update(identity_access=True)
+    body["delivery"]["protection"] = "none"
+    refused = cleared.post("/api/v1/orgs/acme/schedules/", body, format="json")
+    assert refused.status_code == 400 and "protected" in json.dumps(refused.json())
+    body["delivery"]["protection"] = "link_only"
+    created = cleared.post("/api/v1/orgs/acme/schedules/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["export"]["columns"]["identity"] == "include"
 
 
 def test_the_board_report_names_nobody(org, django_capture_on_commit_callbacks):

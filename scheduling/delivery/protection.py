@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.core.mail.message import MIMEMixin
 
 ENVELOPE_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "MIME-Version")
 
@@ -35,6 +36,10 @@ def zip_encrypt(name: str, data: bytes, passphrase: str) -> bytes:
         archive.setencryption(pyzipper.WZ_AES, nbits=256)
         archive.writestr(name, data)
     return buffer.getvalue()
+
+
+class _MIMEEnvelope(MIMEMixin, MIMEApplication):
+    """An ``application/pkcs7-mime`` part that Django's mail backends can serialise."""
 
 
 class EnvelopedMessage(EmailMessage):
@@ -51,7 +56,7 @@ class EnvelopedMessage(EmailMessage):
         self.enveloped = enveloped
 
     def message(self, **kwargs: Any) -> Any:
-        part = MIMEApplication(self.enveloped, "pkcs7-mime", smime_type="enveloped-data", name="smime.p7m")
+        part = _MIMEEnvelope(self.enveloped, "pkcs7-mime", smime_type="enveloped-data", name="smime.p7m")
         part.add_header("Content-Disposition", "attachment", filename="smime.p7m")
         part["Subject"] = Header(self.subject, "utf-8").encode()
         part["From"] = self.extra_headers.get("From", self.from_email)
@@ -69,7 +74,7 @@ def smime_envelope(message: EmailMessage, certificate_pem: str) -> tuple[Envelop
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
     enveloped = (
         pkcs7.PKCS7EnvelopeBuilder()
-        .set_data(inner.as_bytes(linesep="\r\n"))
+        .set_data(inner.as_bytes(linesep="\r\n"))  # MIME in canonical CRLF form, as S/MIME expects
         .add_recipient(certificate)
         .set_content_encryption_algorithm(algorithms.AES256)
         .encrypt(serialization.Encoding.DER, [])
