@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("orgs/<slug:org>/columns/", ColumnCatalogView.as_view(), name="column-catalog"),
     path("orgs/<slug:org>/exports/", include("exports.api.urls")),
     path("orgs/<slug:org>/schedules/", include("scheduling.api.urls")),
+    path("orgs/<slug:org>/certificates/", include("scheduling.api.certificate_urls")),
 ]
 
 urlpatterns = [

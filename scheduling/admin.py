@@ -23,6 +23,7 @@ from audit.services import client_ip
 from config.errors import ApplicationError
 from organizations.admin_scoping import OrgScopedAdmin, org_ids_for
 from organizations.models import Organization
+from scheduling import certificates_admin  # noqa: F401 (registers the recipient certificate admin)
 from scheduling.forms import WEEKDAYS, ReportScheduleForm
 from scheduling.models import Delivery, ReportSchedule, ScheduleRun
 from scheduling.services import (

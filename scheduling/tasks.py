@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scheduling.certificates import certificates_expiring_notify
 from scheduling.dispatch import schedules_dispatch
 from scheduling.models import RUN_FINISHED, ScheduleRun
 from scheduling.runner import deliveries_send, runs_recover, schedule_run_execute
@@ -17,5 +18,11 @@ def execute_run(run_id: str) -> str:
 
 
 def tick() -> dict[str, int]:
-    """Every minute: dispatch due schedules, retry due deliveries, recover lost runs."""
-    return {**schedules_dispatch(), "delivered": deliveries_send(), "recovered": runs_recover()}
+    """Every minute: dispatch due schedules, retry due deliveries, recover lost runs, warn of
+    expiring recipient certificates (one small query when there is nothing to do)."""
+    return {
+        **schedules_dispatch(),
+        "delivered": deliveries_send(),
+        "recovered": runs_recover(),
+        "certificates_expiring": certificates_expiring_notify(),
+    }

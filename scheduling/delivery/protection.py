@@ -38,7 +38,7 @@ def zip_encrypt(name: str, data: bytes, passphrase: str) -> bytes:
     return buffer.getvalue()
 
 
-class _MIMEEnvelope(MIMEMixin, MIMEApplication):
+class _MIMEEnvelope(MIMEMixin, MIMEApplication):  # type: ignore[misc]  # as Django's own SafeMIME classes
     """An ``application/pkcs7-mime`` part that Django's mail backends can serialise."""
 
 
@@ -58,7 +58,7 @@ class EnvelopedMessage(EmailMessage):
     def message(self, **kwargs: Any) -> Any:
         part = _MIMEEnvelope(self.enveloped, "pkcs7-mime", smime_type="enveloped-data", name="smime.p7m")
         part.add_header("Content-Disposition", "attachment", filename="smime.p7m")
-        part["Subject"] = Header(self.subject, "utf-8").encode()
+        part["Subject"] = Header(str(self.subject), "utf-8").encode()
         part["From"] = self.extra_headers.get("From", self.from_email)
         part["To"] = ", ".join(self.to)
         part["Date"] = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
