@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
+from django.conf import global_settings, settings
+from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.core.files.storage import FileSystemStorage
 from django.http import FileResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import audit_record
 from config.errors import ConflictError, GoneError
 from exports.models import ExportJob, ExportStatus
 from exports.services import exports_storage
+from organizations.models import LinkAccess, Organization
+from organizations.selectors import role_for_user
 
 LINK_SALT = "dossier.exports.download-link"
 LINK_MAX_AGE = dt.timedelta(days=7)
@@ -66,6 +70,41 @@ def job_from_token(token: str) -> ExportJob:
     if job is None:
         raise LookupError("no such export")
     return job
+
+
+class SignInRequired(Exception):
+    """The link serves members only and the visitor has not signed in."""
+
+
+def link_requires_sign_in(organization: Organization) -> bool:
+    """Whether the organization's download links serve only its signed-in members (so an
+    email can say that a sign-in is needed)."""
+    return organization.link_access == LinkAccess.MEMBERS_ONLY
+
+
+def link_access_check(job: ExportJob, *, user: Any) -> None:
+    """Who may follow a valid link to ``job``: anyone, unless the organization serves links to
+    members only; then SignInRequired for an anonymous visitor and LookupError (a 404, so the
+    export's existence is not revealed) for a signed-in user who is not a member.
+
+    Call it after ``job_from_token``: a tampered or expired link is refused as such before
+    anyone is asked to sign in for it. Superusers count as members of every organization.
+    """
+    if not link_requires_sign_in(job.organization):
+        return
+    if not getattr(user, "is_authenticated", False):
+        raise SignInRequired
+    if role_for_user(user=user, organization=job.organization) is None:
+        raise LookupError("not a member of the export's organization")
+
+
+def link_sign_in_redirect(next_path: str) -> HttpResponseRedirect:
+    """Send the visitor to sign in (``LOGIN_URL`` when configured, else the admin's login page)
+    and back to ``next_path`` afterwards."""
+    # Django's default LOGIN_URL (/accounts/login/) has no view here: the admin signs people in.
+    configured = str(settings.LOGIN_URL)
+    login_url = configured if configured != global_settings.LOGIN_URL else reverse("admin:login")
+    return redirect_to_login(next_path, login_url=login_url)
 
 
 def export_file_response(

@@ -40,10 +40,27 @@ def _add_service_error(form: forms.ModelForm[Any], exc: ApplicationError) -> Non
     form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
+#: What each delivery setting means, written for the compliance officer who sets it.
+DELIVERY_POLICY_HELP = (
+    "Any: a scheduled report may attach the file to its email as it is. "
+    "Protected: a scheduled report leaves only as a download link or as an encrypted attachment "
+    "(passphrase-protected ZIP or S/MIME); a schedule that would attach a plain file is refused. "
+    "Choose Protected when reports may hold personal or otherwise confidential data."
+)
+LINK_ACCESS_HELP = (
+    "Anyone with the link: whoever holds a download link from a report email can fetch the file "
+    "until the link expires, including anyone the email was forwarded to. "
+    "Members only: the link asks for a sign-in and serves the file only to members of this "
+    "organization; anyone else is told the link does not exist. Every download is recorded in "
+    "the audit log either way."
+)
+
+
 class OrganizationForm(forms.ModelForm[Organization]):
     class Meta:
         model = Organization
-        fields = ["name", "slug", "timezone", "allowed_recipient_domains"]
+        fields = ["name", "slug", "timezone", "allowed_recipient_domains", "delivery_policy", "link_access"]
+        help_texts = {"delivery_policy": DELIVERY_POLICY_HELP, "link_access": LINK_ACCESS_HELP}
 
     def clean_allowed_recipient_domains(self) -> list[str]:
         try:
@@ -58,7 +75,9 @@ class OrganizationAdmin(OrgScopedAdmin):
     org_path = "pk"
     write_role = Role.ADMIN
     exclude = ["pseudonym_key"]
-    list_display = ["name", "slug", "timezone", "created_at"]
+    list_display = ["name", "slug", "timezone", "delivery_policy", "link_access", "created_at"]
+    list_filter = ["delivery_policy", "link_access"]
+    radio_fields = {"delivery_policy": admin.VERTICAL, "link_access": admin.VERTICAL}
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     actions = ["rotate_pseudonym_key"]

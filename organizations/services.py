@@ -12,7 +12,15 @@ from django.db.models import QuerySet
 
 from audit.services import audit_record
 from config.errors import ApplicationError
-from organizations.models import Membership, Organization, Role, pseudonym_key_new, validate_timezone
+from organizations.models import (
+    DeliveryPolicy,
+    LinkAccess,
+    Membership,
+    Organization,
+    Role,
+    pseudonym_key_new,
+    validate_timezone,
+)
 
 
 @transaction.atomic
@@ -81,7 +89,12 @@ def membership_add(
 # --- organization settings, members and the pseudonym key (admin role) ---------------------
 
 #: Organization fields an admin may change through ``organization_update``.
-ORGANIZATION_EDITABLE = ("timezone", "allowed_recipient_domains")
+ORGANIZATION_EDITABLE = ("timezone", "allowed_recipient_domains", "delivery_policy", "link_access")
+#: The settings that take one of a fixed set of values, with those values.
+_ORGANIZATION_CHOICES: dict[str, type[DeliveryPolicy] | type[LinkAccess]] = {
+    "delivery_policy": DeliveryPolicy,
+    "link_access": LinkAccess,
+}
 MAX_RECIPIENT_DOMAINS = 100
 _domain_validator = DomainNameValidator()
 
@@ -126,6 +139,11 @@ def _organization_clean(data: dict[str, Any]) -> dict[str, Any]:
         clean["timezone"] = tz
     if "allowed_recipient_domains" in data:
         clean["allowed_recipient_domains"] = recipient_domains_clean(data["allowed_recipient_domains"])
+    for name, choices in _ORGANIZATION_CHOICES.items():
+        if name in data:
+            if data[name] not in choices.values:
+                raise ApplicationError(f"{data[name]!r} is not one of {', '.join(choices.values)}.", field=name)
+            clean[name] = str(data[name])
     return clean
 
 
@@ -133,8 +151,9 @@ def _organization_clean(data: dict[str, Any]) -> dict[str, Any]:
 def organization_update(
     *, organization: Organization, data: dict[str, Any], actor: Any = None, ip_address: str | None = None
 ) -> Organization:
-    """Change the organization's settings (``timezone``, ``allowed_recipient_domains``);
-    audited ``organization.updated`` with before and after of the fields that changed."""
+    """Change the organization's settings (``timezone``, ``allowed_recipient_domains``,
+    ``delivery_policy``, ``link_access``); audited ``organization.updated`` with before and
+    after of the fields that changed."""
     clean = _organization_clean(data)
     org = Organization.objects.select_for_update().get(pk=organization.pk)
     changed = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
 from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -17,7 +18,13 @@ from config.errors import ApplicationError
 from exports.api.serializers import ColumnSerializer, ExportJobCreateSerializer, ExportJobSerializer
 from exports.columns import catalog_for, columns_resolve
 from exports.columns_base import IdentityMode
-from exports.downloads import export_file_response, job_from_token
+from exports.downloads import (
+    SignInRequired,
+    export_file_response,
+    job_from_token,
+    link_access_check,
+    link_sign_in_redirect,
+)
 from exports.models import Dataset, ExportJob, ExportSource, ExportStatus
 from exports.services import export_job_cancel, export_job_create
 from organizations.api.permissions import OrgScopedMixin
@@ -131,16 +138,22 @@ def _job(organization: Any, pk: str) -> ExportJob:
     return job
 
 
+@never_cache  # members-only files must not be served from a shared cache
 def signed_download(request: HttpRequest, token: str) -> HttpResponseBase:
-    """``/d/<token>/``: the link sent in emails. 410 expired, 404 tampered or unknown."""
+    """``/d/<token>/``: the link sent in emails. 410 expired, 404 tampered or unknown; for an
+    organization serving links to members only, a redirect to sign in for an anonymous
+    visitor and 404 for a signed-in non-member (the token is checked first)."""
     try:
         job = job_from_token(token)
+        link_access_check(job, user=request.user)
         return export_file_response(
             job,
             actor=request.user if request.user.is_authenticated else "link",
             ip_address=client_ip(request),
             via="link",
         )
+    except SignInRequired:
+        return link_sign_in_redirect(request.get_full_path())
     except LookupError:
         raise Http404("This download link is not valid.") from None
     except ApplicationError as exc:

@@ -15,7 +15,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from cases.models import Party
+from cases.models import Case, Party
 from cases.tests.factories import CaseFactory
 from exports.models import ExportJob
 from exports.services import exports_storage
@@ -36,7 +36,7 @@ IDENTITY_KEYS = [
 
 
 def _case(org: Organization, reference: str, *, reporter: str | None, subjects: list[str], witnesses=()) -> None:
-    case = CaseFactory(organization=org, reference=reference)
+    case: Case = CaseFactory(organization=org, reference=reference)  # type: ignore[assignment]
     people = [("reporter", reporter)] if reporter is not None else []
     people += [("subject", name) for name in subjects] + [("witness", name) for name in witnesses]
     for role, name in people:
@@ -53,7 +53,7 @@ def _case(org: Organization, reference: str, *, reporter: str | None, subjects: 
 
 @pytest.fixture
 def org() -> Organization:
-    org = OrganizationFactory(slug="acme", name="Acme")
+    org: Organization = OrganizationFactory(slug="acme", name="Acme")  # type: ignore[assignment]
     # The same subject spelt twice (case and spaces): one person, one pseudonym.
     _case(org, "CASE-1", reporter="Zoë Ångström", subjects=["Daniel Whitfield", "Mara Ilić"], witnesses=["Ann Lee"])
     _case(org, "CASE-2", reporter=None, subjects=["  DANIEL WHITFIELD "])
@@ -118,7 +118,7 @@ def test_identity_cells_are_pseudonyms_by_default(org, django_capture_on_commit_
 
 
 def test_another_organization_gets_other_pseudonyms(org, django_capture_on_commit_callbacks):
-    other = OrganizationFactory(slug="globex", name="Globex")
+    other: Organization = OrganizationFactory(slug="globex", name="Globex")  # type: ignore[assignment]
     _case(other, "CASE-9", reporter="Zoë Ångström", subjects=["Daniel Whitfield"])
     _, ours = _export(_officer(org), django_capture_on_commit_callbacks, org, {})
     _, theirs = _export(_officer(other, username="gary"), django_capture_on_commit_callbacks, other, {})

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from organizations.models import Membership, Role
+from organizations.models import DeliveryPolicy, LinkAccess, Membership, Organization, Role
 
 
 class OrganizationMembershipSerializer(serializers.ModelSerializer[Membership]):
@@ -20,11 +20,17 @@ class OrganizationMembershipSerializer(serializers.ModelSerializer[Membership]):
         fields = ["slug", "name", "timezone", "role"]
 
 
+DELIVERY_POLICY_HELP = str(Organization._meta.get_field("delivery_policy").help_text)
+LINK_ACCESS_HELP = str(Organization._meta.get_field("link_access").help_text)
+
+
 class OrganizationDetailSerializer(serializers.Serializer[object]):
     slug = serializers.CharField()
     name = serializers.CharField()
     timezone = serializers.CharField()
     allowed_recipient_domains = serializers.ListField(child=serializers.CharField())
+    delivery_policy = serializers.ChoiceField(choices=DeliveryPolicy.choices, help_text=DELIVERY_POLICY_HELP)
+    link_access = serializers.ChoiceField(choices=LinkAccess.choices, help_text=LINK_ACCESS_HELP)
     role = serializers.CharField(help_text="The caller's role in the organization.")
 
 
@@ -74,6 +80,10 @@ class OrganizationUpdateSerializer(StrictKeysSerializer):
         required=False,
         help_text='Email domains scheduled reports may be sent to, e.g. ["acme.com"]; empty allows any.',
     )
+    delivery_policy = serializers.ChoiceField(
+        choices=DeliveryPolicy.choices, required=False, help_text=DELIVERY_POLICY_HELP
+    )
+    link_access = serializers.ChoiceField(choices=LinkAccess.choices, required=False, help_text=LINK_ACCESS_HELP)
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):

@@ -93,6 +93,8 @@ class OrganizationDetailView(OrgScopedMixin, APIView):
             "name": o.name,
             "timezone": o.timezone,
             "allowed_recipient_domains": o.allowed_recipient_domains,
+            "delivery_policy": o.delivery_policy,
+            "link_access": o.link_access,
             "role": self.role,
         }
 

@@ -186,6 +186,8 @@ def _org_form(org: Organization, **overrides: str) -> dict[str, str]:
         "slug": org.slug,
         "timezone": org.timezone,
         "allowed_recipient_domains": json.dumps(org.allowed_recipient_domains),
+        "delivery_policy": org.delivery_policy,
+        "link_access": org.link_access,
     }
     data.update(overrides)
     return data
@@ -212,6 +214,54 @@ def test_organization_settings_saved_in_the_admin_are_validated_and_audited(setu
     assert "is not a domain name such as acme.com" in response.content.decode().replace("&#x27;", "'")
     acme.refresh_from_db()
     assert acme.allowed_recipient_domains == ["acme.com"]
+
+
+def test_admin_shows_and_explains_delivery_policy_and_link_access(setup):
+    acme, globex, client = setup
+    html = client.get(f"{ORGANIZATIONS}{acme.pk}/change/").content.decode().replace("&#x27;", "'")
+    for name, value in [("delivery_policy", "protected"), ("link_access", "members_only")]:
+        assert f'name="{name}" value="{value}"' in html
+    assert "a schedule that would attach a plain file is refused" in html
+    assert "the link asks for a sign-in and serves the file only to members of this organization" in html
+    listing = client.get(ORGANIZATIONS).content.decode()
+    assert "column-delivery_policy" in listing and "column-link_access" in listing
+    assert "link_access__exact=members_only" in listing
+
+
+def test_admin_changes_delivery_policy_and_link_access_through_the_service(setup):
+    acme, globex, client = setup
+    key = bytes(acme.pseudonym_key)
+    response = client.post(
+        f"{ORGANIZATIONS}{acme.pk}/change/", _org_form(acme, delivery_policy="protected", link_access="members_only")
+    )
+    assert response.status_code == 302
+    acme.refresh_from_db()
+    assert (acme.delivery_policy, acme.link_access) == ("protected", "members_only")
+    assert bytes(acme.pseudonym_key) == key
+    event = AuditEvent.objects.get(organization=acme, action="organization.updated")
+    assert event.actor.username == "alice"
+    assert event.details == {
+        "changed": {
+            "delivery_policy": {"before": "any", "after": "protected"},
+            "link_access": {"before": "anyone_with_link", "after": "members_only"},
+        }
+    }
+
+    response = client.post(f"{ORGANIZATIONS}{acme.pk}/change/", _org_form(acme, link_access="everyone"))
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    acme.refresh_from_db()
+    assert acme.link_access == "members_only"
+    assert AuditEvent.objects.filter(organization=acme, action="organization.updated").count() == 1
+
+
+def test_officer_cannot_change_link_access_in_the_admin(setup):
+    acme, globex, _ = setup
+    response = login("oscar").post(f"{ORGANIZATIONS}{acme.pk}/change/", _org_form(acme, link_access="members_only"))
+    assert response.status_code == 403
+    acme.refresh_from_db()
+    assert acme.link_access == "anyone_with_link"
+    assert not AuditEvent.objects.filter(action="organization.updated").exists()
 
 
 def test_superuser_adds_a_membership_with_identity_access_audited(setup):

@@ -66,6 +66,8 @@ def test_token_auth_works(db):
         "name": org.name,
         "timezone": "Europe/London",
         "allowed_recipient_domains": [],
+        "delivery_policy": "any",
+        "link_access": "anyone_with_link",
         "role": "viewer",
     }
 

@@ -10,8 +10,10 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import canonical_json
+from config.errors import ApplicationError
 from organizations.models import Membership, Organization, Role
 from organizations.pseudonyms import pseudonym
+from organizations.services import organization_update
 from organizations.tests.factories import MembershipFactory, OrganizationFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -49,11 +51,13 @@ def state(org: Organization) -> tuple:
         Membership.objects.filter(organization=org).values_list("user__username", "role", "identity_access")
     )
     events = list(AuditEvent.objects.filter(organization=org).values_list("action", flat=True))
-    return org.timezone, org.allowed_recipient_domains, bytes(org.pseudonym_key), members, events
+    settings = (org.timezone, org.allowed_recipient_domains, org.delivery_policy, org.link_access)
+    return settings, bytes(org.pseudonym_key), members, events
 
 
 ENDPOINTS = [
     ("patch", "/api/v1/orgs/acme/", {"timezone": "Europe/Paris"}, 200),
+    ("patch", "/api/v1/orgs/acme/", {"delivery_policy": "protected", "link_access": "members_only"}, 200),
     ("get", "/api/v1/orgs/acme/members/", None, 200),
     ("patch", "/api/v1/orgs/acme/members/oscar/", {"identity_access": True}, 200),
     ("post", "/api/v1/orgs/acme/pseudonym-key/rotate/", None, 204),
@@ -95,6 +99,8 @@ def test_org_get_shows_allowed_recipient_domains_to_every_member(acme, people):
         "name": "Acme",
         "timezone": "Europe/London",
         "allowed_recipient_domains": ["acme.com"],
+        "delivery_policy": "any",
+        "link_access": "anyone_with_link",
         "role": "viewer",
     }
 
@@ -111,6 +117,8 @@ def test_org_patch_changes_settings_and_audits_before_and_after(acme, people):
         "name": "Acme",
         "timezone": "America/New_York",
         "allowed_recipient_domains": ["partner.org", "acme.com"],
+        "delivery_policy": "any",
+        "link_access": "anyone_with_link",
         "role": "admin",
     }
     acme.refresh_from_db()
@@ -150,7 +158,19 @@ def test_org_patch_records_only_the_fields_that_changed(acme, people):
         ({"allowed_recipient_domains": "acme.com"}, "allowed_recipient_domains", "Expected a list"),
         ({"allowed_recipient_domains": [""]}, "allowed_recipient_domains", "may not be blank"),
         ({"allowed_recipient_domains": None}, "allowed_recipient_domains", "may not be null"),
-        ({"delivery_policy": "protected"}, "delivery_policy", "Unknown field: use timezone, allowed_recipient_domains"),
+        ({"delivery_policy": "encrypted"}, "delivery_policy", '"encrypted" is not a valid choice.'),
+        ({"delivery_policy": ""}, "delivery_policy", '"" is not a valid choice.'),
+        ({"delivery_policy": None}, "delivery_policy", "may not be null"),
+        ({"delivery_policy": ["protected"]}, "delivery_policy", "is not a valid choice"),
+        ({"link_access": "members"}, "link_access", '"members" is not a valid choice.'),
+        ({"link_access": "MEMBERS_ONLY"}, "link_access", '"MEMBERS_ONLY" is not a valid choice.'),
+        ({"link_access": None}, "link_access", "may not be null"),
+        ({"link_access": "members_only", "delivery_policy": "nope"}, "delivery_policy", "is not a valid choice"),
+        (
+            {"timezone": "Europe/Paris", "pseudonym_key": "00"},
+            "pseudonym_key",
+            "Unknown field: use timezone, allowed_recipient_domains, delivery_policy, link_access",
+        ),
         ({"timezone": "Europe/Paris", "name": "Evil"}, "name", "This field is read-only."),
         ({"timezone": "Europe/Paris", "slug": "evil"}, "slug", "This field is read-only."),
     ],
@@ -164,6 +184,45 @@ def test_org_patch_invalid_is_400_naming_the_field_and_changes_nothing(acme, peo
     assert message in str(errors[field]), errors
     assert state(acme) == before
     assert acme.name == "Acme" and acme.slug == "acme"
+
+
+def test_org_patch_changes_delivery_policy_and_link_access_and_audits(acme, people):
+    client = client_for(people["admin"])
+    response = client.patch(
+        "/api/v1/orgs/acme/", {"delivery_policy": "protected", "link_access": "members_only"}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["delivery_policy"], body["link_access"]) == ("protected", "members_only")
+    assert client.get("/api/v1/orgs/acme/").json() == body
+    acme.refresh_from_db()
+    assert (acme.delivery_policy, acme.link_access) == ("protected", "members_only")
+    assert (acme.timezone, acme.allowed_recipient_domains) == ("Europe/London", ["acme.com"])
+    event = AuditEvent.objects.get(organization=acme, action="organization.updated")
+    assert event.actor == people["admin"]
+    assert event.details == {
+        "changed": {
+            "delivery_policy": {"before": "any", "after": "protected"},
+            "link_access": {"before": "anyone_with_link", "after": "members_only"},
+        }
+    }
+    # Back to the defaults, one field at a time: each change is its own event.
+    assert client.patch("/api/v1/orgs/acme/", {"link_access": "anyone_with_link"}, format="json").status_code == 200
+    acme.refresh_from_db()
+    assert (acme.delivery_policy, acme.link_access) == ("protected", "anyone_with_link")
+    latest = AuditEvent.objects.filter(organization=acme, action="organization.updated").order_by("sequence").last()
+    assert latest.details == {"changed": {"link_access": {"before": "members_only", "after": "anyone_with_link"}}}
+
+
+def test_organization_update_service_refuses_unknown_choices_naming_the_field(acme):
+    for field in ("delivery_policy", "link_access"):
+        with pytest.raises(ApplicationError) as caught:
+            organization_update(organization=acme, data={field: "sometimes"})
+        assert caught.value.field == field
+        assert "'sometimes' is not one of" in caught.value.message
+    acme.refresh_from_db()
+    assert (acme.delivery_policy, acme.link_access) == ("any", "anyone_with_link")
+    assert not AuditEvent.objects.filter(action="organization.updated").exists()
 
 
 def test_org_patch_non_object_body_is_400(acme, people):
@@ -353,10 +412,13 @@ def test_schema_documents_the_new_endpoints_and_bodies():
     assert set(components["PatchedOrganizationUpdateRequest"]["properties"]) == {
         "timezone",
         "allowed_recipient_domains",
+        "delivery_policy",
+        "link_access",
     }
     assert set(components["PatchedMemberUpdateRequest"]["properties"]) == {"role", "identity_access"}
     assert set(components["Member"]["properties"]) == {"username", "email", "role", "identity_access"}
-    assert "allowed_recipient_domains" in components["OrganizationDetail"]["properties"]
+    detail = components["OrganizationDetail"]["properties"]
+    assert {"allowed_recipient_domains", "delivery_policy", "link_access"} <= set(detail)
 
 
 def test_members_of_another_org_are_not_listed(acme, people):
