@@ -224,6 +224,8 @@ class DeliveryInline(_ReadOnlyInline):
         "next_attempt_at",
         "last_error",
         "attached",
+        "protection",
+        "sha256",
         "message_id",
     )
 
@@ -278,7 +280,20 @@ class ReportScheduleAdmin(OrgScopedAdmin):
     _form_fieldsets = [
         ("Export", {"fields": ["dataset", "format", "period"]}),
         ("When", {"fields": ["kind", "time", "day_of_week", "day_of_month", "cron", "timezone"]}),
-        ("Delivery", {"fields": ["delivery_method", "recipients", "attach_file", "storage_path", "skip_if_empty"]}),
+        (
+            "Delivery",
+            {
+                "fields": [
+                    "delivery_method",
+                    "recipients",
+                    "attach_file",
+                    "protection",
+                    "passphrase",
+                    "storage_path",
+                    "skip_if_empty",
+                ]
+            },
+        ),
     ]
     _status_fields = ["is_active", "paused_reason", "next_run", "last_run", "consecutive_failures", "all_runs"]
 
@@ -301,6 +316,7 @@ class ReportScheduleAdmin(OrgScopedAdmin):
                             "delivery_method",
                             "recipients_display",
                             "attach_file",
+                            "protection",
                             "storage_path",
                             "skip_if_empty",
                         ]

@@ -94,6 +94,25 @@ COMMON_TIMEZONES = (
     "America/Sao_Paulo",
 )
 _RECIPIENT_SPLIT_RE = re.compile(r"[\s,;]+")
+# The service's (dotted) error field → the form input it is about. A field not listed, or an
+# input this form does not have, puts the error on the whole form.
+INPUT_FOR_FIELD = {
+    "name": "name",
+    "timezone": "timezone",
+    "export.dataset": "dataset",
+    "export.format": "format",
+    "export.filters": "period",
+    "schedule.kind": "kind",
+    "schedule.time": "time",
+    "schedule.day_of_week": "day_of_week",
+    "schedule.day_of_month": "day_of_month",
+    "schedule.cron": "cron",
+    "delivery.method": "delivery_method",
+    "delivery.recipients": "recipients",
+    "delivery.storage_path": "storage_path",
+    "delivery.protection": "protection",
+    "delivery.passphrase": "passphrase",
+}
 
 
 class TimezoneInput(forms.TextInput):
@@ -164,6 +183,14 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
         widget=forms.Textarea(attrs={"rows": 4, "cols": 50}),
         help_text="Email addresses, one per line or separated by commas.",
     )
+    passphrase = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        label="ZIP passphrase",
+        help_text="For an encrypted ZIP: at least 12 characters, agreed with the recipients by another channel. "
+        "Never shown again; leave empty to keep the current one.",
+    )
 
     class Meta:
         model = ReportSchedule
@@ -177,6 +204,7 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
             "delivery_method",
             "recipients",
             "attach_file",
+            "protection",
             "storage_path",
             "skip_if_empty",
             "is_active",
@@ -261,6 +289,8 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
             "delivery_method": data.get("delivery_method"),
             "recipients": data.get("recipients") or [],
             "attach_file": data.get("attach_file", False),
+            "protection": data.get("protection") or "none",
+            **({"passphrase": data["passphrase"]} if data.get("passphrase") else {}),
             "storage_path": data.get("storage_path", ""),
             "skip_if_empty": data.get("skip_if_empty", False),
             "is_active": data.get("is_active", False),
@@ -272,37 +302,20 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
         if self.errors or organization is None:
             return cleaned
         try:
-            schedule_validate(organization=organization, data=self.schedule_data())
+            schedule_validate(
+                organization=organization,
+                data=self.schedule_data(),
+                owner=self.instance.owner if self.instance.pk else None,
+                has_passphrase=bool(self.instance.passphrase_encrypted),
+            )
         except ApplicationError as exc:
             self.add_error(self._field_for(exc), exc.message)
         return cleaned
 
     def _field_for(self, exc: ApplicationError) -> str | None:
         """The input an ApplicationError from the service is about (None: the whole form)."""
-        field, message = exc.field or "", exc.message
-        if field == "schedule":
-            kind = self.cleaned_data.get("kind")
-            if kind == "cron":
-                return "cron"
-            if message.startswith("The time"):
-                return "time"
-            return (
-                {"weekly": "day_of_week", "monthly": "day_of_month"}.get(str(kind), "kind")
-                if "day_of" in message
-                else "kind"
-            )
-        if field == "delivery":
-            if "storage_path" in message:
-                return "storage_path"
-            return "delivery_method" if message.startswith("Unknown delivery method") else "recipients"
-        return {
-            "name": "name",
-            "timezone": "timezone",
-            "dataset": "dataset",
-            "format": "format",
-            "export": "dataset",
-            "filters": "period",
-        }.get(field)
+        name = INPUT_FOR_FIELD.get(exc.field or "")
+        return name if name in self.fields else None
 
 
 __all__ = ["COMMON_TIMEZONES", "ReportScheduleForm", "TimezoneInput", "recipients_split"]

@@ -205,21 +205,22 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 def _normalise(spec: Any) -> dict[str, Any]:
     """Check a schedule spec (without its timezone) and return its canonical form."""
     if not isinstance(spec, dict):
-        raise _schedule_error('The schedule must be an object with a "kind".')
+        # Not a rule at all: the error is on the schedule as a whole, not on one of its parts.
+        raise ApplicationError('The schedule must be an object with a "kind".', field="schedule")
     kind = spec.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise _schedule_error("The schedule kind must be one of daily, weekly, monthly or cron.")
+        raise _schedule_error("kind", "The schedule kind must be one of daily, weekly, monthly or cron.")
     if kind == "cron":
         return {"kind": kind, "cron": _normalise_cron(spec.get("cron"))}
     normal: dict[str, Any] = {"kind": kind, "time": _normalise_time(spec.get("time"))}
     if kind == "weekly":
-        normal["day_of_week"] = _whole_number(spec.get("day_of_week"), 1, 7, _DAY_OF_WEEK_HELP)
+        normal["day_of_week"] = _whole_number(spec.get("day_of_week"), 1, 7, "day_of_week", _DAY_OF_WEEK_HELP)
     elif kind == "monthly":
         day = spec.get("day_of_month")
         if isinstance(day, str) and day.strip().lower() == "last":
             normal["day_of_month"] = "last"
         else:
-            normal["day_of_month"] = _whole_number(day, 1, 31, _DAY_OF_MONTH_HELP)
+            normal["day_of_month"] = _whole_number(day, 1, 31, "day_of_month", _DAY_OF_MONTH_HELP)
     return normal
 
 
@@ -227,38 +228,39 @@ def _normalise_time(value: Any) -> str:
     """Normalise "8:00" to "08:00"; anything that is not a 24-hour HH:MM is refused."""
     match = _TIME_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise _schedule_error(_TIME_HELP)
+        raise _schedule_error("time", _TIME_HELP)
     hour, minute = int(match[1]), int(match[2])
     if hour > 23 or minute > 59:
-        raise _schedule_error(_TIME_HELP)
+        raise _schedule_error("time", _TIME_HELP)
     return f"{hour:02d}:{minute:02d}"
 
 
-def _whole_number(value: Any, low: int, high: int, help_text: str) -> int:
+def _whole_number(value: Any, low: int, high: int, part: str, help_text: str) -> int:
     """An int (or a string of digits) within [low, high]; bools and floats are refused."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _schedule_error(help_text)
+        raise _schedule_error(part, help_text)
     return value
 
 
 def _normalise_cron(value: Any) -> str:
     """A five-field cron expression that parses and fires at least every few years."""
     if not isinstance(value, str):
-        raise _schedule_error(_CRON_FIELDS_HELP)
+        raise _schedule_error("cron", _CRON_FIELDS_HELP)
     fields = value.split()
     if len(fields) != 5:
-        raise _schedule_error(_CRON_FIELDS_HELP)
+        raise _schedule_error("cron", _CRON_FIELDS_HELP)
     expression = " ".join(fields)
     if any(_HASH_OR_RANDOM_RE.search(field) for field in fields):
-        raise _schedule_error(f'"{expression}" uses hashed (H) or random (R) values, which are not supported.')
+        raise _schedule_error("cron", f'"{expression}" uses hashed (H) or random (R) values, which are not supported.')
     for index, field in enumerate(fields):
         for part in field.split(","):
             if _is_equal_range(part, day_of_week=index == 4):
                 raise _schedule_error(
+                    "cron",
                     f'"{expression}" has a range that starts and ends on the same value ("{part}"); '
-                    "write the single value instead, for example 3 rather than 3-3."
+                    "write the single value instead, for example 3 rather than 3-3.",
                 )
     never = (
         f'"{expression}" never runs (for example, it asks for 31 February); '
@@ -266,19 +268,19 @@ def _normalise_cron(value: Any) -> str:
     )
     try:
         if not croniter.is_valid(expression):
-            raise _schedule_error(f'"{expression}" {_CRON_SYNTAX_HELP}')
+            raise _schedule_error("cron", f'"{expression}" {_CRON_SYNTAX_HELP}')
         _check_day_fields(expression, fields)
         # is_valid(strict=True) also refuses day/month pairs that can never meet (31 February);
         # the look ahead from today catches what strict parsing lets through.
         if not croniter.is_valid(expression, strict=True):
-            raise _schedule_error(never)
+            raise _schedule_error("cron", never)
         reference = datetime.now(UTC).replace(tzinfo=None)
         croniter(expression, reference, max_years_between_matches=MAX_YEARS_BETWEEN_RUNS).get_next(datetime)
     except ApplicationError:
         raise
     except (CroniterError, ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         # CroniterBadDateError (a CroniterError) is croniter's "no match within the look ahead".
-        raise _schedule_error(never) from exc
+        raise _schedule_error("cron", never) from exc
     return expression
 
 
@@ -296,8 +298,9 @@ def _check_day_fields(expression: str, fields: list[str]) -> None:
     day_of_month, day_of_week = expanded[2], expanded[4]
     if "*" in day_of_month or "*" in day_of_week or {*range(1, 32)} <= {*day_of_month} or {*range(7)} <= {*day_of_week}:
         raise _schedule_error(
+            "cron",
             f'"{expression}" sets both day of month and day of week, but one of them matches every day; '
-            "write * for that field."
+            "write * for that field.",
         )
 
 
@@ -329,9 +332,9 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _schedule_error(message: str) -> ApplicationError:
-    """An ApplicationError keyed to the schedule field."""
-    return ApplicationError(message, field="schedule")
+def _schedule_error(part: str, message: str) -> ApplicationError:
+    """An ApplicationError keyed to one part of the schedule (``schedule.time``, ``schedule.cron``…)."""
+    return ApplicationError(message, field=f"schedule.{part}")
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,8 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from organizations.models import Role
+from config.errors import ApplicationError
+from organizations.models import DeliveryPolicy, Role
 from organizations.tests.factories import OrganizationFactory, member
 from scheduling.admin import local_time, schedule_summary, utc_time
 from scheduling.models import Delivery, DeliveryStatus, ReportSchedule, RunStatus, RunTrigger, ScheduleRun
@@ -56,6 +57,7 @@ def form_data(org, **overrides):
         "delivery_method": "email",
         "recipients": "audit@example.com\nboard@example.com, cfo@example.com",
         "attach_file": "on",
+        "protection": "none",
         "storage_path": "",
         "is_active": "on",
         # The run history inline is not on the add page; the change page sends its management form.
@@ -206,10 +208,18 @@ def test_add_form_builds_each_kind_of_rule(setup, overrides, spec):
         ({"kind": "cron", "cron": "0 0 * *"}, "cron", "needs exactly five fields"),
         ({"kind": "daily", "time": "25:00"}, "time", "24-hour clock"),
         ({"kind": "daily", "time": ""}, "time", "24-hour clock"),
+        ({"kind": "weekly", "time": "", "day_of_week": "3"}, "time", "24-hour clock"),
+        ({"kind": "monthly", "time": "", "day_of_month": "15"}, "time", "24-hour clock"),
+        ({"kind": "cron", "cron": "* 3-3 * * *"}, "cron", "starts and ends on the same value"),
+        ({"kind": "cron", "cron": "61 * * * *"}, "cron", "minute 0-59"),
+        ({"kind": "cron", "cron": "H * * * *"}, "cron", "hashed (H)"),
         ({"timezone": "Mars/Olympus_Mons"}, "timezone", "is not a known IANA timezone"),
         ({"recipients": ""}, "recipients", "Email delivery needs at least one recipient."),
         ({"recipients": "audit@example.com, not-an-email"}, "recipients", "is not a valid email address"),
+        ({"recipients": " ".join(f"r{n}@example.com" for n in range(51))}, "recipients", "At most 50 recipients"),
         ({"delivery_method": "storage", "storage_path": "../etc"}, "storage_path", "Storage delivery needs"),
+        ({"delivery_method": "storage", "storage_path": ""}, "storage_path", "Storage delivery needs"),
+        ({"dataset": "cases", "format": "pdf"}, "format", "PDF is only for board_report"),
         ({"dataset": "board_report", "format": "csv"}, "format", "board_report dataset is a PDF"),
         ({"name": "   "}, "name", "This field is required."),
         ({"kind": "fortnightly"}, "kind", "Select a valid choice"),
@@ -238,6 +248,57 @@ def test_recipient_outside_allowed_domains_is_refused(setup):
     assert "leak@gmail.com is outside the organization's allowed recipient domains" in " ".join(
         response.context["adminform"].form.errors["recipients"]
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "form_input"),
+    [
+        ("name", "name"),
+        ("timezone", "timezone"),
+        ("schedule.kind", "kind"),
+        ("schedule.time", "time"),
+        ("schedule.day_of_week", "day_of_week"),
+        ("schedule.day_of_month", "day_of_month"),
+        ("schedule.cron", "cron"),
+        ("export.dataset", "dataset"),
+        ("export.format", "format"),
+        ("export.filters", "period"),
+        ("delivery.method", "delivery_method"),
+        ("delivery.recipients", "recipients"),
+        ("delivery.storage_path", "storage_path"),
+        ("delivery.protection", "protection"),
+        ("delivery.passphrase", "passphrase"),
+        # No input for these on the form: the error is on the whole form.
+        ("export.columns", None),
+        ("export.columns.identity", None),
+        ("schedule", None),
+        ("delivery", None),
+        (None, None),
+    ],
+)
+def test_service_error_shows_on_the_input_its_field_names(setup, monkeypatch, field, form_input):
+    org, other, officer, ours, theirs, client = setup
+
+    def refuse(**kwargs):
+        raise ApplicationError("Refused by the service.", field=field)
+
+    monkeypatch.setattr("scheduling.forms.schedule_validate", refuse)
+    response = client.post(ADD, form_data(org))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {form_input or "__all__": ["Refused by the service."]}
+    assert ReportSchedule.objects.filter(organization=org).count() == 1
+
+
+def test_plain_delivery_under_a_protected_policy_is_an_error_on_protection(setup):
+    org, other, officer, ours, theirs, client = setup
+    org.delivery_policy = DeliveryPolicy.PROTECTED
+    org.save()
+    response = client.post(ADD, form_data(org))
+    form = response.context["adminform"].form
+    assert list(form.errors) == ["protection"]
+    assert "sends reports protected only" in form.errors["protection"][0]
+    assert ReportSchedule.objects.filter(organization=org).count() == 1
 
 
 def test_change_form_shows_the_rule_and_saves_through_the_service(setup):
@@ -480,3 +541,19 @@ def test_saving_the_change_form_leaves_run_history_alone(setup, history):
     history.refresh_from_db()
     assert history.error.startswith("cfo@example.com") and history.deliveries.count() == 2
     assert ReportSchedule.objects.get(pk=ours.pk).name == "Renamed"
+
+
+def test_an_encrypted_zip_schedule_keeps_its_passphrase_hidden(setup):
+    from config.crypto import secret_decrypt
+
+    org, other, officer, ours, theirs, client = setup
+    missing = client.post(ADD, form_data(org, protection="encrypted_zip"))
+    assert missing.status_code == 200 and "passphrase" in missing.context["adminform"].form.errors
+    assert not ReportSchedule.objects.filter(name="Board pack").exists()
+    saved = client.post(ADD, form_data(org, protection="encrypted_zip", passphrase="open sesame 2026"))
+    assert saved.status_code == 302
+    schedule = ReportSchedule.objects.get(name="Board pack")
+    assert schedule.protection == "encrypted_zip"
+    assert secret_decrypt(schedule.passphrase_encrypted) == "open sesame 2026"
+    page = client.get(f"/admin/scheduling/reportschedule/{schedule.pk}/change/").content.decode()
+    assert "open sesame 2026" not in page and schedule.passphrase_encrypted not in page

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from organizations.models import Role
+from organizations.models import DeliveryPolicy, Role
 from organizations.tests.factories import OrganizationFactory, member
 from scheduling.models import ReportSchedule, ScheduleRun
 
@@ -62,34 +62,115 @@ def test_create_read_update_delete(officer, org):
     assert sorted(actions) == sorted(["schedule.created", "schedule.updated", "schedule.updated", "schedule.deleted"])
 
 
+def messages_at(body, field):
+    """The messages a 400 body holds for a dotted field, checking it names that field and no other."""
+    for key in field.split("."):
+        assert isinstance(body, dict) and list(body) == [key], body
+        body = body[key]
+    assert isinstance(body, list) and body and all(isinstance(m, str) for m in body), body
+    return body
+
+
+STORAGE = {"method": "storage", "storage_path": "reports/board"}
+IDENTITY = {"identity": "include", "identity_reason": "Board asked for names"}
+
+
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "field", "says"),
     [
-        ({"schedule": {"kind": "cron", "cron": "0 0 31 2 *"}}, "schedule"),
-        ({"schedule": {"kind": "cron", "cron": "*/0 * * * *"}}, "schedule"),
-        ({"schedule": {"kind": "cron", "cron": "61 * * * *"}}, "schedule"),
-        ({"schedule": {"kind": "cron", "cron": "* * *"}}, "schedule"),
-        ({"schedule": {"kind": "hourly"}}, "schedule"),
-        ({"schedule": {"kind": "daily", "time": "25:00"}}, "schedule"),
-        ({"schedule": {"kind": "weekly", "time": "08:00", "day_of_week": 0}}, "schedule"),
-        ({"schedule": {"kind": "monthly", "time": "08:00", "day_of_month": 32}}, "schedule"),
-        ({"timezone": "Mars/Olympus"}, "timezone"),
-        ({"delivery": {"method": "email", "recipients": []}}, "delivery"),
-        ({"delivery": {"method": "email", "recipients": ["not-an-email"]}}, "delivery"),
-        ({"delivery": {"method": "pigeon", "recipients": ["a@example.com"]}}, "delivery"),
-        ({"delivery": {"method": "storage", "storage_path": "../etc"}}, "delivery"),
-        ({"delivery": {"method": "storage", "storage_path": ""}}, "delivery"),
-        ({"export": {"dataset": "cases", "format": "docx"}}, "format"),
-        ({"export": {"dataset": "cases", "format": "csv", "filters": {"period": "fortnight"}}}, "filters"),
-        ({"name": ""}, "name"),
+        ({"schedule": "monthly"}, "schedule", 'must be an object with a "kind"'),
+        ({"schedule": {"kind": "hourly"}}, "schedule.kind", "daily, weekly, monthly or cron"),
+        ({"schedule": {}}, "schedule.kind", "daily, weekly, monthly or cron"),
+        ({"schedule": {"kind": "daily", "time": "25:00"}}, "schedule.time", "24-hour clock"),
+        ({"schedule": {"kind": "daily"}}, "schedule.time", "24-hour clock"),
+        ({"schedule": {"kind": "weekly", "time": "8h", "day_of_week": 1}}, "schedule.time", "24-hour clock"),
+        ({"schedule": {"kind": "weekly", "time": "08:00", "day_of_week": 0}}, "schedule.day_of_week", "1 (Monday)"),
+        ({"schedule": {"kind": "weekly", "time": "08:00"}}, "schedule.day_of_week", "1 (Monday)"),
+        ({"schedule": {"kind": "monthly", "time": "08:00", "day_of_month": 32}}, "schedule.day_of_month", "1 to 31"),
+        (
+            {"schedule": {"kind": "monthly", "time": "08:00", "day_of_month": "first"}},
+            "schedule.day_of_month",
+            '"last"',
+        ),
+        ({"schedule": {"kind": "monthly", "time": "", "day_of_month": 1}}, "schedule.time", "24-hour clock"),
+        ({"schedule": {"kind": "cron", "cron": "0 0 31 2 *"}}, "schedule.cron", "never runs"),
+        ({"schedule": {"kind": "cron", "cron": "*/0 * * * *"}}, "schedule.cron", "at least 1"),
+        ({"schedule": {"kind": "cron", "cron": "61 * * * *"}}, "schedule.cron", "minute 0-59"),
+        ({"schedule": {"kind": "cron", "cron": "* * *"}}, "schedule.cron", "exactly five fields"),
+        ({"schedule": {"kind": "cron"}}, "schedule.cron", "exactly five fields"),
+        ({"schedule": {"kind": "cron", "cron": "* 3-3 * * *"}}, "schedule.cron", "starts and ends on the same"),
+        ({"schedule": {"kind": "cron", "cron": "0 0 1 * 0-6"}}, "schedule.cron", "matches every day"),
+        ({"schedule": {"kind": "cron", "cron": "H * * * *"}}, "schedule.cron", "hashed (H)"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "is not a known IANA timezone"),
+        ({"delivery": {"method": "email", "recipients": []}}, "delivery.recipients", "at least one recipient"),
+        ({"delivery": {"method": "email", "recipients": ["not-an-email"]}}, "delivery.recipients", "not a valid"),
+        (
+            {"delivery": {"method": "email", "recipients": [f"r{n}@example.com" for n in range(51)]}},
+            "delivery.recipients",
+            "At most 50 recipients",
+        ),
+        ({"delivery": {"method": "pigeon", "recipients": ["a@example.com"]}}, "delivery.method", "Unknown delivery"),
+        ({"delivery": {"method": "storage", "storage_path": "../etc"}}, "delivery.storage_path", "storage_path"),
+        ({"delivery": {"method": "storage", "storage_path": ""}}, "delivery.storage_path", "storage_path"),
+        ({"delivery": {**STORAGE, "protection": "rot13"}}, "delivery.protection", "not a valid choice"),
+        ({"delivery": {**STORAGE, "protection": "encrypted_zip"}}, "delivery.passphrase", "encrypted ZIP needs"),
+        (
+            {"delivery": {**STORAGE, "protection": "encrypted_zip", "passphrase": "short"}},
+            "delivery.passphrase",
+            "at least 12 characters",
+        ),
+        ({"export": {"dataset": "widgets", "format": "csv"}}, "export.dataset", "Unknown dataset"),
+        ({"export": {"dataset": "cases", "format": "docx"}}, "export.format", "Unknown format"),
+        ({"export": {"dataset": "board_report", "format": "csv"}}, "export.format", "PDF is only for board_report"),
+        (
+            {"export": {"dataset": "cases", "format": "csv", "filters": {"period": "fortnight"}}},
+            "export.filters",
+            "fortnight",
+        ),
+        ({"export": {"dataset": "cases", "format": "csv", "columns": {"colour": 1}}}, "export.columns", "'colour'"),
+        (
+            {"export": {"dataset": "cases", "format": "csv", "columns": {"identity": "reveal"}}},
+            "export.columns.identity",
+            "identity must be one of",
+        ),
+        (
+            {"export": {"dataset": "cases", "format": "csv", "columns": {"identity": "include"}}},
+            "export.columns.identity_reason",
+            "identity_reason must be",
+        ),
+        (
+            {"export": {"dataset": "cases", "format": "csv", "columns": IDENTITY}},
+            "export.columns",
+            "can reveal identities only",
+        ),
+        ({"name": ""}, "name", "blank"),
     ],
 )
-def test_bad_input_is_400_and_stores_nothing(officer, change, field):
+def test_bad_input_is_400_naming_the_exact_field_and_stores_nothing(officer, change, field, says):
     response = officer.post("/api/v1/orgs/acme/schedules/", {**BODY, **change}, format="json")
     assert response.status_code == 400, response.content
-    assert field in response.json(), response.json()
+    assert says in " ".join(messages_at(response.json(), field))
     assert not ReportSchedule.objects.exists()
     assert not AuditEvent.objects.filter(action="schedule.created").exists()
+
+
+def test_bad_change_is_400_naming_the_exact_field_and_changes_nothing(officer):
+    sid = officer.post("/api/v1/orgs/acme/schedules/", BODY, format="json").json()["id"]
+    response = officer.patch(
+        f"/api/v1/orgs/acme/schedules/{sid}/", {"schedule": {"kind": "daily", "time": "7pm"}}, format="json"
+    )
+    assert response.status_code == 400
+    assert "24-hour clock" in messages_at(response.json(), "schedule.time")[0]
+    assert ReportSchedule.objects.get(pk=sid).schedule == BODY["schedule"]
+
+
+def test_plain_delivery_under_a_protected_policy_is_400_on_delivery_protection(officer, org):
+    org.delivery_policy = DeliveryPolicy.PROTECTED
+    org.save()
+    response = officer.post("/api/v1/orgs/acme/schedules/", BODY, format="json")
+    assert response.status_code == 400
+    assert "sends reports protected only" in messages_at(response.json(), "delivery.protection")[0]
+    assert not ReportSchedule.objects.exists()
 
 
 def test_recipients_outside_allowed_domains_are_400(officer, org):
@@ -100,7 +181,7 @@ def test_recipients_outside_allowed_domains_are_400(officer, org):
         {**BODY, "delivery": {"method": "email", "recipients": ["cfo@acme.com", "leak@gmail.com"]}},
         format="json",
     )
-    assert bad.status_code == 400 and "leak@gmail.com" in bad.json()["delivery"][0]
+    assert bad.status_code == 400 and "leak@gmail.com" in messages_at(bad.json(), "delivery.recipients")[0]
     ok = officer.post(
         "/api/v1/orgs/acme/schedules/",
         {**BODY, "delivery": {"method": "email", "recipients": ["cfo@ACME.com"]}},
@@ -164,7 +245,7 @@ def test_preview_lists_five_runs_after_with_local_offsets(officer):
         {"schedule": {"kind": "cron", "cron": "0 0 31 2 *"}, "timezone": "UTC"},
         format="json",
     )
-    assert bad.status_code == 400 and "schedule" in bad.json()
+    assert bad.status_code == 400 and "never runs" in messages_at(bad.json(), "schedule.cron")[0]
 
 
 def test_run_now_is_202_with_a_manual_run(officer, django_capture_on_commit_callbacks):

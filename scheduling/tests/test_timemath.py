@@ -252,7 +252,7 @@ def test_next_runs_naive_after_is_refused() -> None:
 def test_next_runs_validates_the_spec() -> None:
     with pytest.raises(ApplicationError) as caught:
         next_runs(cron("0 0 31 2 *"), "UTC", utc(2024, 1, 1))
-    assert caught.value.field == "schedule"
+    assert caught.value.field == "schedule.cron"
 
 
 def test_next_runs_cron_day_of_month_or_day_of_week() -> None:
@@ -341,6 +341,16 @@ def test_validate_schedule_normalises(spec: dict[str, Any], expected: dict[str, 
 
 # --- validate_schedule: refusals
 
+# The part of the schedule each refusal (by its message) is about; every cron refusal is on schedule.cron.
+REFUSAL_FIELD = {
+    "kind": "schedule",  # not an object at all: the whole schedule is wrong
+    "daily, weekly, monthly or cron": "schedule.kind",
+    "HH:MM": "schedule.time",
+    "00:00 to 23:59": "schedule.time",
+    "1 (Monday) to 7 (Sunday)": "schedule.day_of_week",
+    '1 to 31, or "last"': "schedule.day_of_month",
+}
+
 
 @pytest.mark.parametrize(
     ("spec", "says"),
@@ -406,8 +416,13 @@ def test_validate_schedule_normalises(spec: dict[str, Any], expected: dict[str, 
 def test_validate_schedule_refuses(spec: Any, says: str) -> None:
     with pytest.raises(ApplicationError) as caught:
         validate_schedule(spec, "Europe/Berlin")
-    assert caught.value.field == "schedule"
+    field = "schedule.cron" if isinstance(spec, dict) and spec.get("kind") == "cron" else REFUSAL_FIELD[says]
+    assert caught.value.field == field
     assert says in caught.value.message
+    *parents, leaf = field.split(".")
+    assert caught.value.as_dict() == (
+        {"schedule": {leaf: [caught.value.message]}} if parents else {"schedule": [caught.value.message]}
+    )
 
 
 @pytest.mark.parametrize("timezone", ["Mars/Olympus_Mons", "", "   ", None, 3, "europe/berlin", "localtime", "../etc"])
