@@ -77,20 +77,25 @@ def _run(schedule_id: int, capture, when: dt.datetime = SLOT) -> ScheduleRun:
     ReportSchedule.objects.filter(pk=schedule_id).update(next_run_at=when)
     with capture(execute=True):
         schedules_dispatch(now=when)
-    return ScheduleRun.objects.filter(schedule_id=schedule_id).order_by("-scheduled_for").first()
+    return ScheduleRun.objects.filter(schedule_id=schedule_id).order_by("-scheduled_for")[0]
 
 
 def _received(handler: ScriptedHandler, address: str) -> list[tuple[Message, bytes]]:
     return [(email.message_from_bytes(e.content), e.content) for e in handler.messages if e.rcpt_tos == [address]]
 
 
+def _payload(part: Message) -> bytes:
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return data
+
+
 def _attachments(message: Message) -> list[tuple[str, bytes]]:
-    return [(part.get_filename(), part.get_payload(decode=True)) for part in message.walk() if part.get_filename()]
+    return [(str(part.get_filename()), _payload(part)) for part in message.walk() if part.get_filename()]
 
 
 def _text(message: Message) -> str:
-    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
-    return part.get_payload(decode=True).decode()
+    return _payload(next(p for p in message.walk() if p.get_content_type() == "text/plain")).decode()
 
 
 def _history(client: APIClient, schedule_id: int) -> dict:
@@ -182,7 +187,7 @@ def test_smime_is_decrypted_by_openssl_and_a_recipient_without_certificate_fails
     ).stdout
     inner = email.message_from_bytes(decrypted)
     ((name, data),) = _attachments(inner)
-    assert name == run.export_job.file_name
+    assert run.export_job is not None and name == run.export_job.file_name
     assert len(list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))) == 1 + 5
     assert "Download" in _text(inner)
     # Without the recipient's key nothing comes out.
@@ -198,7 +203,7 @@ def test_smime_is_decrypted_by_openssl_and_a_recipient_without_certificate_fails
 
     delivery = run.deliveries.get(recipient="audit@example.com")
     assert delivery.protection == "smime"
-    assert delivery.sha256 == hashlib.sha256(message.get_payload(decode=True)).hexdigest()
+    assert delivery.sha256 == hashlib.sha256(_payload(message)).hexdigest()
 
 
 def test_link_only_sends_no_attachment(org, admin, smtp, django_capture_on_commit_callbacks):

@@ -118,7 +118,7 @@ def test_identity_cells_are_pseudonyms_by_default(org, django_capture_on_commit_
 
 
 def test_another_organization_gets_other_pseudonyms(org, django_capture_on_commit_callbacks):
-    other: Organization = OrganizationFactory(slug="globex", name="Globex")  # type: ignore[assignment]
+    other = OrganizationFactory(slug="globex", name="Globex")
     _case(other, "CASE-9", reporter="Zoë Ångström", subjects=["Daniel Whitfield"])
     _, ours = _export(_officer(org), django_capture_on_commit_callbacks, org, {})
     _, theirs = _export(_officer(other, username="gary"), django_capture_on_commit_callbacks, other, {})

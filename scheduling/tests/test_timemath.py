@@ -420,9 +420,10 @@ def test_validate_schedule_refuses(spec: Any, says: str) -> None:
     assert caught.value.field == field
     assert says in caught.value.message
     *parents, leaf = field.split(".")
-    assert caught.value.as_dict() == (
+    expected: dict[str, Any] = (
         {"schedule": {leaf: [caught.value.message]}} if parents else {"schedule": [caught.value.message]}
     )
+    assert caught.value.as_dict() == expected
 
 
 @pytest.mark.parametrize("timezone", ["Mars/Olympus_Mons", "", "   ", None, 3, "europe/berlin", "localtime", "../etc"])
