@@ -147,6 +147,21 @@ def _organization_clean(data: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def _fields_change(obj: Any, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Set and save the fields of ``obj`` whose value differs (None: left as it is);
+    returns ``{field: {"before", "after"}}`` of what changed, for the audit event."""
+    changed = {
+        name: {"before": getattr(obj, name), "after": value}
+        for name, value in values.items()
+        if value is not None and getattr(obj, name) != value
+    }
+    for name, change in changed.items():
+        setattr(obj, name, change["after"])
+    if changed:
+        obj.save(update_fields=list(changed))
+    return changed
+
+
 @transaction.atomic
 def organization_update(
     *, organization: Organization, data: dict[str, Any], actor: Any = None, ip_address: str | None = None
@@ -156,15 +171,8 @@ def organization_update(
     after of the fields that changed."""
     clean = _organization_clean(data)
     org = Organization.objects.select_for_update().get(pk=organization.pk)
-    changed = {
-        name: {"before": getattr(org, name), "after": value}
-        for name, value in clean.items()
-        if getattr(org, name) != value
-    }
+    changed = _fields_change(org, clean)
     if changed:
-        for name, change in changed.items():
-            setattr(org, name, change["after"])
-        org.save(update_fields=list(changed))
         audit_record(
             organization_id=org.pk,
             action="organization.updated",
@@ -216,15 +224,8 @@ def membership_update(
     current = Membership.objects.select_related("user", "organization").get(pk=membership.pk)
     membership_update_validate(membership=current, role=role, identity_access=identity_access)
     wanted = {"role": role, "identity_access": identity_access}
-    changed = {
-        name: {"before": getattr(current, name), "after": value}
-        for name, value in wanted.items()
-        if value is not None and getattr(current, name) != value
-    }
+    changed = _fields_change(current, wanted)
     if changed:
-        for name, change in changed.items():
-            setattr(current, name, change["after"])
-        current.save(update_fields=list(changed))
         audit_record(
             organization_id=current.organization_id,
             action="membership.updated",
