@@ -40,7 +40,7 @@ def main() -> int:
     site = f"http://{HOST}:{PORT}"
     print(
         f"\n  Dossier is starting on {site}/admin/  (API: {site}/api/v1/, docs: {site}/api/docs/)\n"
-        "  Logins (password dossier-demo): admin (org admin), officer, viewer — organization 'acme'\n"
+        "  Logins (password dossier-demo): admin (org admin, identity access), officer, viewer — organization 'acme'\n"
         "  Press Ctrl-C to stop the server and the task cluster.\n",
         flush=True,
     )

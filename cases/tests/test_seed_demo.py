@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import F
 
+from audit.models import AuditEvent
 from cases.demo_people import DemoPeople, email_local_part
 from cases.models import RIU, Case, Investigation, Party
 from organizations.models import Membership, Organization
@@ -104,6 +105,11 @@ def test_seed_twice_adds_nothing_and_users_keep_password():
     assert User.objects.get(username="officer").check_password("mine-already")
     assert User.objects.get(username="viewer").check_password("dossier-demo")
     assert User.objects.get(username="officer").is_staff
+    # Only the demo admin may reveal identities; granted once, audited once.
+    cleared = Membership.objects.filter(organization=org, identity_access=True).values_list("user__username", flat=True)
+    assert list(cleared) == ["admin"]
+    granted = AuditEvent.objects.filter(organization=org, action="membership.updated")
+    assert [e.details["changed"] for e in granted] == [{"identity_access": {"before": False, "after": True}}]
 
 
 def test_negative_count_is_an_error():

@@ -15,7 +15,7 @@ from django.utils import timezone
 from audit.services import audit_record
 from cases.seeding import cases_seed
 from organizations.models import Role, validate_timezone
-from organizations.services import membership_add, organization_get_or_create
+from organizations.services import membership_add, membership_update, organization_get_or_create
 
 DEMO_PASSWORD = "dossier-demo"
 DEMO_USERS = [("admin", Role.ADMIN), ("officer", Role.OFFICER), ("viewer", Role.VIEWER)]
@@ -63,6 +63,9 @@ class Command(BaseCommand):
                         password=DEMO_PASSWORD,
                         email=f"{username}@{slug}.example.com",
                     )
+                    if role == Role.ADMIN and not membership.identity_access:
+                        # The demo admin may reveal identities (with a reason), to try the flow.
+                        membership_update(membership=membership, identity_access=True)
                     users.append(membership.user)
         started = time.perf_counter()
         result = cases_seed(
