@@ -7,7 +7,7 @@ under ``var/``, django-q2's ORM broker, files under ``var/media/`` and emails wr
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logs import LOG_FORMATS, logging_config
 
 # Lets runtime code write ModelForm[Case], QuerySet[Case]… as the type checker reads them.
 django_stubs_ext.monkeypatch()
@@ -42,7 +44,8 @@ FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
-CSRF_TRUSTED_ORIGINS = [SITE_URL]
+# Origins allowed to POST forms besides SITE_URL (scheme included: https://reports.example.com).
+CSRF_TRUSTED_ORIGINS = list(dict.fromkeys([SITE_URL, *env.list("CSRF_TRUSTED_ORIGINS", default=[])]))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -61,10 +64,12 @@ INSTALLED_APPS = [
     "tagging",
     "exports",
     "scheduling",
+    "ops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -115,6 +120,33 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Security ---------------------------------------------------------------------------
+# DEBUG=False means production: served over HTTPS, normally behind a TLS-terminating proxy.
+
+# The proxy tells the app a request came over HTTPS in a header it sets to "https"
+# (SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto). Opt-in: trusting it when clients can reach
+# the app directly would let them claim HTTPS. gunicorn's FORWARDED_ALLOW_IPS does the same
+# for the Procfile's web process.
+_proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="").strip().upper().replace("-", "_")
+if _proxy_header:
+    SECURE_PROXY_SSL_HEADER = (_proxy_header if _proxy_header.startswith("HTTP_") else f"HTTP_{_proxy_header}", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe the health endpoint over plain HTTP; a redirect would read as down.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+# Browsers remember HSTS for this long; 0 sends no header. The include-subdomains default
+# assumes Dossier has a host name of its own (reports.example.com); preload is a
+# commitment for a whole registered domain, made by its owner, so it stays opt-in.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# check --deploy asks for preload (security.W021); that is the domain owner's decision above.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -129,6 +161,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# whitenoise serves static files from the apps' own folders (found at start-up, as
+# runserver finds them), so no collectstatic step is needed: the release phase only
+# migrates. Files are served with a short max-age because their names are not hashed;
+# the admin's few files make that cheap. A collectstatic run into STATIC_ROOT is served too.
+WHITENOISE_USE_FINDERS = True
+with contextlib.suppress(OSError):  # whitenoise warns at every start while STATIC_ROOT is missing
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
@@ -171,6 +210,8 @@ STORAGES: dict[str, dict[str, Any]] = {
 # means the worker died, and the job is handed out again (at most EXPORT_MAX_ATTEMPTS times).
 EXPORT_LEASE_SECONDS = env.int("EXPORT_LEASE_SECONDS", default=120)
 EXPORT_MAX_ATTEMPTS = env.int("EXPORT_MAX_ATTEMPTS", default=3)
+# Exports of one organization processing at once; the others wait their turn, oldest first.
+EXPORT_MAX_CONCURRENT_PER_ORG = env.int("EXPORT_MAX_CONCURRENT_PER_ORG", default=2)
 # On PostgreSQL, CSV exports are rendered in SQL and streamed by COPY (same bytes as the
 # Python path, ~10x faster); False forces the Python path everywhere.
 EXPORT_SQL_PUSHDOWN = env.bool("EXPORT_SQL_PUSHDOWN", default=True)
@@ -214,7 +255,10 @@ REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER: dict[str, Any] = {
     "name": "dossier",
     "workers": env.int("Q_WORKERS", default=2),
-    "recycle": 200,
+    # A worker is replaced after this many tasks, or after a task that took its peak memory
+    # past Q_MAX_RSS_KB (an XLSX of a million rows, a long PDF); 0 turns the memory check off.
+    "recycle": env.int("Q_RECYCLE", default=200),
+    "max_rss": env.int("Q_MAX_RSS_KB", default=1_048_576) or None,
     "timeout": 1800,
     "retry": 2100,
     "max_attempts": 3,
@@ -255,11 +299,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging ----------------------------------------------------------------------------
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# text: plain lines on stderr; json: one JSON object per line on stdout, with the
+# organization, job, run, schedule or task the line was written for (config/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {LOG_FORMAT!r}.")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))

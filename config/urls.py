@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from exports.api.views import ColumnCatalogView, signed_download
+from ops.views import ops_status_view
 
 admin.site.site_header = "Dossier"
 admin.site.site_title = "Dossier"
@@ -23,6 +24,8 @@ api_v1: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Staff only (admin_view sends anyone else to the admin's sign-in page).
+    path("admin/ops/status/", admin.site.admin_view(ops_status_view), name="ops-status"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("d/<str:token>/", signed_download, name="signed-download"),

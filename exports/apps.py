@@ -8,6 +8,13 @@ class ExportsConfig(AppConfig):
     verbose_name = "Exports"
 
     def ready(self) -> None:
+        # A django-q2 worker told to stop (SIGTERM) hands its export back between chunks.
+        from django_q.signals import post_spawn
+
+        from config.worker import worker_signals_install
+
+        post_spawn.connect(worker_signals_install, dispatch_uid="config.worker_signals_install")
+
         # Exports add "Export selected cases" to the case list; cases do not know exports.
         from django.contrib import admin
 

@@ -5,6 +5,18 @@ it renews while writing. A job whose lease ran out (worker killed) is handed out
 failed after ``EXPORT_MAX_ATTEMPTS``; a second delivery of the same task finds the job
 claimed or finished and does nothing. The file is written to a temporary file and only then
 saved to storage under a server-generated key, so a partial file is never visible.
+
+Fair shares: at most ``EXPORT_MAX_CONCURRENT_PER_ORG`` exports of one organization are
+``processing`` at once, decided inside the claim (see ``_claim``), and they start in the
+order they were created: a job may start only when its organization's exports processing
+(with a live lease) plus its pending exports created before it leave a slot free. A job
+that must wait stays ``pending`` without using an attempt; ``export_slots_fill`` queues
+the oldest waiting jobs whenever a slot frees (a job finishes, fails, is cancelled or
+handed back) and every minute from ``exports_recover``.
+
+Graceful stop: a worker asked to stop (SIGTERM, see ``config.worker``) ends the export at
+the next progress report, hands the job back (``pending``, lease cleared, the attempt not
+counted) and queues it again for another worker.
 """
 
 from __future__ import annotations
@@ -26,19 +38,22 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import OperationalError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audit.services import audit_record
 from config.db import db_write_retry
 from config.errors import ApplicationError, ConflictError, ForbiddenError
+from config.logs import log_context_from
 from config.tasks import enqueue
+from config.worker import WorkerStopping, worker_stop_requested
 from exports.columns import columns_resolve
 from exports.columns_base import IdentityMode
 from exports.filters import cases_filtered, filters_describe, filters_resolve
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
 from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan
+from exports.signals import export_job_finished
 from organizations.models import Organization
 from organizations.selectors import identity_access_for
 from tagging.selectors import tag_slots_for
@@ -63,6 +78,10 @@ def _lease_seconds() -> int:
 
 def _max_attempts() -> int:
     return int(getattr(settings, "EXPORT_MAX_ATTEMPTS", 3))
+
+
+def _max_concurrent() -> int:
+    return max(1, int(getattr(settings, "EXPORT_MAX_CONCURRENT_PER_ORG", 2)))
 
 
 # --- create ------------------------------------------------------------------------------
@@ -163,22 +182,111 @@ def _identity_allowed(*, organization: Organization, columns: Any, requested_by:
 # --- run ---------------------------------------------------------------------------------
 
 
-def _claim(job_id: str, owner: str) -> bool:
-    """Take the job if it is pending, or processing with a lease that ran out."""
-    now = timezone.now()
-    claimable = Q(status=ExportStatus.PENDING) | Q(status=ExportStatus.PROCESSING, lease_expires_at__lt=now)
-    return bool(
-        ExportJob.objects.filter(claimable, pk=job_id, attempts__lt=_max_attempts()).update(
-            status=ExportStatus.PROCESSING,
-            lease_owner=owner,
-            worker_pid=os.getpid(),
-            lease_expires_at=now + dt.timedelta(seconds=_lease_seconds()),
-            attempts=F("attempts") + 1,
-            started_at=now,
-            rows_done=0,
-            error="",
-        )
+def _organization_lock(organization_id: int) -> None:
+    """Serialise claims and slot fills of one organization until the transaction ends.
+
+    PostgreSQL: the organization's row, ``FOR NO KEY UPDATE`` (inserting rows that refer to
+    it is not blocked). SQLite: nothing to do, an IMMEDIATE transaction holds the
+    database's write lock from BEGIN.
+    """
+    list(Organization.objects.select_for_update(no_key=True).filter(pk=organization_id).values_list("pk"))
+
+
+def _slot_free(*, organization_id: int, job_id: str, created_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether the job's turn has come: its organization's exports processing with a live
+    lease, plus its pending exports created before it, leave a slot under the cap."""
+    others = ExportJob.objects.filter(organization_id=organization_id).exclude(pk=job_id)
+    earlier = Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=job_id)
+    taken = others.aggregate(
+        processing=Count("pk", filter=Q(status=ExportStatus.PROCESSING, lease_expires_at__gte=now)),
+        ahead=Count("pk", filter=Q(earlier, status=ExportStatus.PENDING, attempts__lt=_max_attempts())),
     )
+    return bool(taken["processing"] + taken["ahead"] < _max_concurrent())
+
+
+def _claim(job_id: str, owner: str) -> bool:
+    """Take the job if it is pending (or processing with a lease that ran out), has attempts
+    left, and its turn has come under the organization's cap.
+
+    Decided in one transaction holding the organization's lock, so it holds with any number
+    of workers. A job that has to wait is left ``pending`` (one whose worker died goes back
+    to ``pending``) with no task (``enqueued_at`` empty) and no attempt counted;
+    ``export_slots_fill`` queues it again when its turn comes.
+    """
+    with transaction.atomic():
+        row = ExportJob.objects.filter(pk=job_id).values("organization_id", "created_at").first()
+        if row is None:
+            return False
+        _organization_lock(row["organization_id"])
+        now = timezone.now()
+        claimable = ExportJob.objects.filter(
+            Q(status=ExportStatus.PENDING) | Q(status=ExportStatus.PROCESSING, lease_expires_at__lt=now),
+            pk=job_id,
+            attempts__lt=_max_attempts(),
+        )
+        if not claimable.exists():
+            return False
+        if not _slot_free(organization_id=row["organization_id"], job_id=job_id, created_at=row["created_at"], now=now):
+            claimable.update(
+                status=ExportStatus.PENDING, lease_owner="", lease_expires_at=None, worker_pid=None, enqueued_at=None
+            )
+            # An earlier job may be waiting without a task while a slot is free: queue it.
+            transaction.on_commit(functools.partial(_slots_fill_quietly, row["organization_id"]))
+            return False
+        return bool(
+            claimable.update(
+                status=ExportStatus.PROCESSING,
+                lease_owner=owner,
+                worker_pid=os.getpid(),
+                lease_expires_at=now + dt.timedelta(seconds=_lease_seconds()),
+                attempts=F("attempts") + 1,
+                started_at=now,
+                rows_done=0,
+                error="",
+            )
+        )
+
+
+def export_slots_fill(*, organization_id: int) -> int:
+    """Queue the organization's oldest pending exports that have no task, up to its free
+    slots; returns how many were queued.
+
+    Called when one of its exports leaves its slot or a claim had to wait, and every minute
+    by ``exports_recover``. Pending jobs with a task already queued (``enqueued_at`` set)
+    keep their place in line and are not queued twice.
+    """
+    with transaction.atomic():
+        _organization_lock(organization_id)
+        now = timezone.now()
+        jobs = ExportJob.objects.filter(organization_id=organization_id)
+        free = _max_concurrent() - jobs.filter(status=ExportStatus.PROCESSING, lease_expires_at__gte=now).count()
+        if free <= 0:
+            return 0
+        line = jobs.filter(status=ExportStatus.PENDING, attempts__lt=_max_attempts()).order_by("created_at", "pk")
+        queued = 0
+        for job_id, enqueued_at in line.values_list("pk", "enqueued_at")[:free]:
+            if enqueued_at is None and jobs.filter(pk=job_id, enqueued_at=None).update(enqueued_at=now):
+                enqueue(RUN_TASK, str(job_id), task_name=f"export-{job_id}-slot")
+                queued += 1
+        return queued
+
+
+def _slots_fill_quietly(organization_id: int) -> None:
+    try:
+        export_slots_fill(organization_id=organization_id)
+    except Exception:  # the minute's exports_recover fills the slot instead
+        logger.exception("queueing the next exports of organization %s failed", organization_id)
+
+
+def _left_slot(job_id: str, organization_id: int, status: str) -> None:
+    """After a job left its slot (on commit): let the next ones in; tell listeners it ended."""
+    _slots_fill_quietly(organization_id)
+    if status in (ExportStatus.COMPLETED, ExportStatus.FAILED, ExportStatus.CANCELLED):
+        for receiver, result in export_job_finished.send_robust(
+            sender=ExportJob, job_id=job_id, organization_id=organization_id, status=status
+        ):
+            if isinstance(result, Exception):
+                logger.error("export %s: %r failed on export_job_finished: %s", job_id, receiver, result)
 
 
 def _heartbeat(job_id: str, owner: str, rows_done: int, rows_total: int | None = None) -> None:
@@ -193,9 +301,23 @@ def _heartbeat(job_id: str, owner: str, rows_done: int, rows_total: int | None =
         raise ExportCancelled
 
 
+class _Progress:
+    """The writer's progress callback: renews the lease, and stops for a stopping worker."""
+
+    def __init__(self, report: Callable[[int], None]) -> None:
+        self.report = report
+        self.total: int | None = None
+
+    def __call__(self, rows_done: int) -> None:
+        self.report(rows_done)
+        # Between chunks: a stopping worker hands the job back, unless the file is complete.
+        if worker_stop_requested() and (self.total is None or rows_done < self.total):
+            raise WorkerStopping
+
+
 def _progress(
     job_id: str, owner: str, observer: Callable[[int], None] | None = None, every_seconds: float = 2.0
-) -> Callable[[int], None]:
+) -> _Progress:
     """A row counter that renews the lease every ``every_seconds``.
 
     A heartbeat that meets a busy database is skipped, not fatal: the lease is long, the next
@@ -221,7 +343,7 @@ def _progress(
             return
         last_ok[0] = time.monotonic()
 
-    return report
+    return _Progress(report)
 
 
 def _file_name(job: ExportJob, generated: dt.datetime) -> str:
@@ -353,17 +475,30 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _run_log_fields(*, job_id: str, **_: Any) -> dict[str, Any]:
+    """The job and its organization, on every log line written while it runs."""
+    slug = ExportJob.objects.filter(pk=job_id).values_list("organization__slug", flat=True).first()
+    return {"job_id": job_id, "organization": slug}
+
+
+@log_context_from(_run_log_fields)
 def export_job_run(
     *, job_id: str, on_progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None
 ) -> ExportJob | None:
     """Claim and run one job to a published file (the worker's and the CLI's entry point).
 
-    Once claimed, the job always ends in a recorded state: a file, or ``failed`` with the
-    exception that stopped it (written with retries, see ``config.db``).
+    Once claimed, the job always ends in a recorded state: a file, ``failed`` with the
+    exception that stopped it (written with retries, see ``config.db``), or — the worker
+    being asked to stop — ``pending`` again and queued for another worker. Returns None
+    when it did not run here (taken, finished, out of attempts, or waiting for its turn
+    under the organization's cap: still ``pending`` then).
     """
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if worker_stop_requested():  # a stopping worker takes no new work: pass it on
+        db_write_retry(lambda: _requeue_pending(job_id), what=f"export {job_id} hand-over")
+        return None
     if not db_write_retry(lambda: _claim(job_id, owner), what=f"export {job_id} claim"):
-        return None  # already taken, finished, cancelled, or out of attempts
+        return None  # already taken, finished, cancelled, out of attempts, or waiting its turn
     tmp_path: Path | None = None
     stored_key = ""
     try:
@@ -376,15 +511,15 @@ def export_job_run(
         )
         tmp_path = Path(handle.name)
         with handle:
+            progress = _progress(job_id, owner, on_progress)
 
             def total(count: int) -> None:
+                progress.total = count
                 db_write_retry(lambda: _heartbeat(job_id, owner, 0, count), what=f"export {job_id} start")
                 if on_total is not None:
                     on_total(count)
 
-            rows = export_write(
-                job, handle, on_progress=_progress(job_id, owner, on_progress), on_total=total, generated=generated
-            )
+            rows = export_write(job, handle, on_progress=progress, on_total=total, generated=generated)
         db_write_retry(lambda: _heartbeat(job_id, owner, rows), what=f"export {job_id} progress")
         sha256, size = _hash_file(tmp_path)
         key = f"{job.organization.slug}/{job.pk}/{uuid.uuid4().hex}.{job.format}"
@@ -396,6 +531,13 @@ def export_job_run(
     except ExportCancelled:
         _discard(stored_key)
         logger.info("export %s stopped: cancelled or lease lost", job_id)
+        return None
+    except WorkerStopping:
+        _discard(stored_key)
+        released = db_write_retry(lambda: _release(job_id, owner), what=f"export {job_id} release")
+        logger.info(
+            "export %s handed back, the worker is stopping (%s)", job_id, "queued again" if released else "not ours"
+        )
         return None
     except Exception as exc:
         _discard(stored_key)
@@ -437,6 +579,7 @@ def _publish(
     if not updated:  # cancelled (or taken over) while we were saving: the file must not stay
         transaction.on_commit(lambda: _discard(key))
         return None
+    transaction.on_commit(functools.partial(_left_slot, str(job.pk), job.organization_id, ExportStatus.COMPLETED))
     job.refresh_from_db()
     audit_record(
         organization_id=job.organization_id,
@@ -463,6 +606,44 @@ def _fail(job_id: str, owner: str, error: str) -> None:
             target=job,
             details={"error": error[:500], "attempt": job.attempts},
         )
+        transaction.on_commit(functools.partial(_left_slot, job_id, job.organization_id, ExportStatus.FAILED))
+
+
+@transaction.atomic
+def _release(job_id: str, owner: str) -> bool:
+    """Hand a job back from a stopping worker: ``pending``, lease cleared, this attempt not
+    counted (it was cut short, not failed), queued again for another worker."""
+    updated = ExportJob.objects.filter(pk=job_id, lease_owner=owner, status=ExportStatus.PROCESSING).update(
+        status=ExportStatus.PENDING,
+        lease_owner="",
+        lease_expires_at=None,
+        worker_pid=None,
+        started_at=None,
+        rows_done=0,
+        attempts=F("attempts") - 1,
+        enqueued_at=timezone.now(),
+    )
+    if not updated:
+        return False  # cancelled or taken over meanwhile
+    job = ExportJob.objects.get(pk=job_id)
+    audit_record(
+        organization_id=job.organization_id,
+        action="export.released",
+        target=job,
+        details={"reason": "worker stopping", "attempts": job.attempts},
+    )
+    enqueue(RUN_TASK, job_id, task_name=f"export-{job_id}-released")
+    transaction.on_commit(functools.partial(_left_slot, job_id, job.organization_id, ExportStatus.PENDING))
+    return True
+
+
+@transaction.atomic
+def _requeue_pending(job_id: str) -> bool:
+    """Queue a pending job again (for another worker); False when it is not pending."""
+    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.PENDING).update(enqueued_at=timezone.now()):
+        return False
+    enqueue(RUN_TASK, job_id, task_name=f"export-{job_id}-handover")
+    return True
 
 
 def _discard(key: str) -> None:
@@ -495,12 +676,14 @@ def export_job_cancel(*, job: ExportJob, actor: Any = None, ip_address: str | No
         ip_address=ip_address,
         details={"rows_done": job.rows_done},
     )
+    transaction.on_commit(functools.partial(_left_slot, str(job.pk), job.organization_id, ExportStatus.CANCELLED))
     return job
 
 
 def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int = 300) -> dict[str, int]:
-    """Re-queue jobs whose worker died (lease ran out) or whose task was lost; fail the
-    ones out of attempts. Run every minute by the cluster; safe to run anywhere, any time."""
+    """Re-queue jobs whose worker died (lease ran out) or whose task was lost, and jobs
+    waiting for a slot of their organization that is free; fail the ones out of attempts.
+    Run every minute by the cluster; safe to run anywhere, any time."""
     now = now or timezone.now()
     counts = {"requeued": 0, "failed": 0}
     expired_leases = ExportJob.objects.filter(status=ExportStatus.PROCESSING, lease_expires_at__lt=now)
@@ -524,6 +707,9 @@ def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int 
                         target=job,
                         details={"error": "worker lost", "attempts": job.attempts},
                     )
+                    transaction.on_commit(
+                        functools.partial(_left_slot, str(job.pk), job.organization_id, ExportStatus.FAILED)
+                    )
                     counts["failed"] += 1
             continue
         with transaction.atomic():
@@ -538,6 +724,11 @@ def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int 
             ExportJob.objects.filter(pk=job_id).update(enqueued_at=now)
             enqueue(RUN_TASK, str(job_id), task_name=f"export-{job_id}-requeue")
         counts["requeued"] += 1
+    # Jobs that waited for their turn and have no task: queued when a slot is free (normally
+    # the job that freed it did this already; this catches a queueing that was lost).
+    waiting = ExportJob.objects.filter(status=ExportStatus.PENDING, enqueued_at=None)
+    for organization_id in waiting.values_list("organization_id", flat=True).distinct().order_by():
+        counts["requeued"] += export_slots_fill(organization_id=organization_id)
     return counts
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from config.logs import log_context_task
 from exports.models import ExportJob
 from exports.services import export_job_run, exports_expire, exports_recover
 
 
+@log_context_task
 def run_export(job_id: str) -> str:
     """Run one export job (safe to deliver twice: the claim lets only one worker in)."""
     job = ExportJob.objects.filter(pk=job_id).only("status").first()
@@ -15,6 +17,7 @@ def run_export(job_id: str) -> str:
     return result.status if result else "not run here"
 
 
+@log_context_task
 def maintenance() -> dict[str, int]:
     """Every minute: recover jobs of dead workers, expire old files."""
     return {**exports_recover(), "expired": exports_expire()}

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from config.db import db_write_retry
+from config.logs import log_context_from
 from config.tasks import enqueue
 from exports.columns_base import IdentityMode
 from exports.models import ExportJob, ExportSource, ExportStatus
@@ -68,6 +69,14 @@ def _claim(run_id: str, owner: str) -> bool:
     )
 
 
+def _run_log_fields(*, run_id: str, **_: Any) -> dict[str, Any]:
+    """The run, its schedule and organization, on every log line written while it runs."""
+    row = ScheduleRun.objects.filter(pk=run_id).values_list("schedule_id", "schedule__organization__slug").first()
+    schedule_id, slug = row or (None, None)
+    return {"run_id": run_id, "schedule_id": schedule_id, "organization": slug}
+
+
+@log_context_from(_run_log_fields)
 def schedule_run_execute(*, run_id: str) -> ScheduleRun | None:
     """Claim the run, make (or reuse) its export, then deliver it.
 
@@ -99,11 +108,14 @@ def _execute(run_id: str) -> ScheduleRun | None:
     if job is None:
         job = _export_for(run)
     if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
-        export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it
+        export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it or its turn has not come
     job.refresh_from_db()
+    if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
+        # Waiting for a slot under its organization's export cap, or written by another
+        # worker: the run steps back and the export's end wakes it (``runs_wake``).
+        db_write_retry(lambda: _wait_for_export(run), what=f"run {run_id} wait")
+        return None
     if job.status != ExportStatus.COMPLETED:
-        if job.status == ExportStatus.PROCESSING:
-            return None  # another worker is writing it; the run's lease brings us back
         return _finish(run, RunStatus.FAILED, error=f"The export {job.status}: {job.error or 'no detail'}")
     ScheduleRun.objects.filter(pk=run.pk).update(row_count=job.row_count, file_size_bytes=job.file_size_bytes)
     run.refresh_from_db()
@@ -113,6 +125,26 @@ def _execute(run_id: str) -> ScheduleRun | None:
     deliveries_send(run_id=str(run.pk))
     run.refresh_from_db()
     return run
+
+
+def _wait_for_export(run: ScheduleRun) -> None:
+    """Put a run whose export is not done yet back to ``pending``; waiting is not an attempt."""
+    ScheduleRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease_owner=run.lease_owner).update(
+        status=RunStatus.PENDING, lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1
+    )
+
+
+def runs_wake(*, job_id: str, **_: Any) -> int:
+    """Queue the runs waiting for this export (it just finished); returns how many.
+
+    Connected to ``exports.signals.export_job_finished``. A wake-up that is missed (the
+    export ended while its run was stepping back) is caught by ``runs_recover``.
+    """
+    waiting = ScheduleRun.objects.filter(export_job_id=uuid.UUID(str(job_id)), status=RunStatus.PENDING)
+    run_ids = [str(run_id) for run_id in waiting.values_list("pk", flat=True)]
+    for run_id in run_ids:
+        enqueue(RUN_TASK, run_id, task_name=f"schedule-run-{run_id}-export-done")
+    return len(run_ids)
 
 
 @transaction.atomic

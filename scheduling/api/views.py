@@ -48,6 +48,7 @@ class ScheduleListView(_ScheduleMixin, generics.GenericAPIView[ReportSchedule]):
 
     serializer_class = ScheduleSerializer
 
+    @extend_schema(responses=ScheduleSerializer(many=True))
     def get(self, request: Request, org: str) -> Response:
         page = self.paginate_queryset(self.schedules().order_by("name"))
         return self.get_paginated_response(ScheduleSerializer(page, many=True).data)

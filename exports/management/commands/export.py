@@ -16,6 +16,8 @@ from exports.models import Dataset, ExportFormat, ExportSource, ExportStatus
 from exports.services import export_job_create, export_job_run, exports_storage
 from organizations.models import Organization
 
+WAIT_SECONDS = 2.0
+
 
 class _Bar:
     """A one-line progress bar, drawn only on a terminal."""
@@ -73,10 +75,19 @@ class Command(BaseCommand):
         except ApplicationError as exc:
             raise CommandError(f"{exc.field or 'error'}: {exc.message}") from exc
         bar = _Bar(sys.stderr)
-        finished = export_job_run(job_id=str(job.pk), on_progress=bar.update, on_total=bar.set_total)
-        bar.close()
+        export_job_run(job_id=str(job.pk), on_progress=bar.update, on_total=bar.set_total)
         job.refresh_from_db()
-        if finished is None or job.status != ExportStatus.COMPLETED:
+        if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
+            # Its organization already has EXPORT_MAX_CONCURRENT_PER_ORG exports running: wait
+            # for its turn, run it here when it comes (or let a worker that took it finish).
+            self.stderr.write(f"Export {job.pk} waits for a free slot of {org.slug}…")
+            while job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
+                time.sleep(WAIT_SECONDS)
+                if job.status == ExportStatus.PENDING:
+                    export_job_run(job_id=str(job.pk), on_progress=bar.update, on_total=bar.set_total)
+                job.refresh_from_db()
+        bar.close()
+        if job.status != ExportStatus.COMPLETED:
             raise CommandError(f"Export {job.pk} {job.status}: {job.error or 'see the logs'}")
         output = options["output"] or "."
         target = Path(output)
