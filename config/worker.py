@@ -24,6 +24,7 @@ Only the processes that receive SIGTERM notice it: where the platform signals th
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 from types import FrameType
@@ -31,6 +32,7 @@ from typing import Any
 
 _stop_requested = False
 _installed = False
+_busy = False  # running a task: a SIGTERM then waits for the next chunk boundary
 
 
 class WorkerStopping(Exception):
@@ -75,6 +77,18 @@ def worker_process_is_forked() -> bool:
     return multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread()
 
 
+def worker_task_started(**_: Any) -> None:
+    """The worker took a task (django-q2's ``pre_execute``): a SIGTERM now waits for it."""
+    global _busy
+    _busy = True
+
+
+def worker_task_finished(**_: Any) -> None:
+    """The task returned (``post_execute_in_worker``): an idle worker stops at once again."""
+    global _busy
+    _busy = False
+
+
 def worker_signals_install(**_: Any) -> None:
     """Install the SIGTERM handler in this worker process (a ``post_spawn`` receiver)."""
     global _installed
@@ -84,6 +98,12 @@ def worker_signals_install(**_: Any) -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if not _busy:
+            # Idle, waiting for a task: nothing to hand back, so stop now as a worker
+            # without this handler would (else it would wait for work for ever).
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         worker_stop_request()  # no logging here: the interrupted code may hold the log lock
         _recycle_after_task()
         if callable(previous):

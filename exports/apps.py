@@ -9,11 +9,13 @@ class ExportsConfig(AppConfig):
 
     def ready(self) -> None:
         # A django-q2 worker told to stop (SIGTERM) hands its export back between chunks.
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
-        from config.worker import worker_signals_install
+        from config.worker import worker_signals_install, worker_task_finished, worker_task_started
 
         post_spawn.connect(worker_signals_install, dispatch_uid="config.worker_signals_install")
+        pre_execute.connect(worker_task_started, dispatch_uid="config.worker_task_started")
+        post_execute_in_worker.connect(worker_task_finished, dispatch_uid="config.worker_task_finished")
 
         # Exports add "Export selected cases" to the case list; cases do not know exports.
         from django.contrib import admin

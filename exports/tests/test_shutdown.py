@@ -8,6 +8,7 @@ import io
 import multiprocessing
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,14 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from audit.models import AuditEvent
-from config.worker import worker_signals_install, worker_stop_clear, worker_stop_request, worker_stop_requested
+from config.worker import (
+    worker_signals_install,
+    worker_stop_clear,
+    worker_stop_request,
+    worker_stop_requested,
+    worker_task_finished,
+    worker_task_started,
+)
 from exports.services import export_job_create, export_job_run, exports_storage
 from exports.tests.factories import org_with_cases
 from organizations.models import Organization
@@ -112,8 +120,22 @@ def _child(results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     calls: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))  # a handler already there
     worker_signals_install()
+    worker_task_started()  # in the middle of a task
     os.kill(os.getpid(), signal.SIGTERM)
     results.put({"stop": worker_stop_requested(), "chained": calls, "recycle": rss_check()})
+
+
+def _idle_child(results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """A forked worker waiting for a task when SIGTERM comes."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    worker_signals_install()
+    worker_task_started()
+    worker_task_finished()  # the task returned: idle again
+    results.put("ready")
+    results.close()
+    results.join_thread()  # the message is in the pipe before the signal ends this process
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)  # never reached: an idle worker stops at once
 
 
 def test_sigterm_in_a_worker_process_asks_it_to_stop_chains_and_retires_it():
@@ -126,6 +148,16 @@ def test_sigterm_in_a_worker_process_asks_it_to_stop_chains_and_retires_it():
     assert child.exitcode == 0  # still alive after SIGTERM: it exited on its own
     assert report == {"stop": True, "chained": [signal.SIGTERM], "recycle": True}
     assert worker_stop_requested() is False  # only the signalled process
+
+
+def test_an_idle_worker_stops_at_once_on_sigterm():
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_idle_child, args=(results,))
+    child.start()
+    assert results.get(timeout=20) == "ready"
+    child.join(8)
+    assert child.exitcode == -signal.SIGTERM  # killed by the signal, not waiting for work
 
 
 def test_sigterm_handler_is_not_installed_in_the_main_process():
