@@ -265,7 +265,10 @@ Q_CLUSTER: dict[str, Any] = {
     "ack_failures": True,
     "catch_up": False,
     "save_limit": 1000,
-    "queue_limit": 50,
+    # Tasks a cluster takes from the broker ahead of its workers. Kept to one per worker:
+    # Redis delivers at most once, so what a killed cluster had taken is lost (the sweeps
+    # queue it again), and tasks left on the broker go to whichever cluster is free first.
+    "queue_limit": env.int("Q_QUEUE_LIMIT", default=env.int("Q_WORKERS", default=2)),
     "label": "Task queue",
     "poll": 1,
 }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 def enqueue(func: str, *args: Any, task_name: str | None = None, group: str | None = None) -> None:
@@ -14,6 +17,11 @@ def enqueue(func: str, *args: Any, task_name: str | None = None, group: str | No
     Options go in ``q_options`` so they never collide with the task's own arguments.
     ``TASKS_SYNC`` (a Dossier setting, read per call) lets end-to-end tests send tasks to a
     real cluster while unit tests run them inline through ``Q_CLUSTER['sync']``.
+
+    A broker that cannot be reached (Redis restarting) is logged, not raised: the row the
+    task is about is committed already, and the sweeps (``exports_recover``,
+    ``runs_recover``) queue it again, so the caller (an API request) must not be told it
+    failed. Inline (``sync``) tasks keep raising their own errors.
     """
     from django_q.tasks import async_task
 
@@ -26,4 +34,18 @@ def enqueue(func: str, *args: Any, task_name: str | None = None, group: str | No
     if sync is not None:
         options["sync"] = sync
 
-    transaction.on_commit(lambda: async_task(func, *args, q_options=options))
+    def send() -> None:
+        if options.get("sync", settings.Q_CLUSTER.get("sync")):
+            async_task(func, *args, q_options=options)
+            return
+        try:
+            async_task(func, *args, q_options=options)
+        except Exception as exc:  # the broker's own errors (redis.ConnectionError, ...)
+            logger.error(
+                "could not queue task %s (%s: %s); the recovery sweep will queue it again",
+                task_name or func,
+                type(exc).__name__,
+                exc,
+            )
+
+    transaction.on_commit(send)

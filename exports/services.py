@@ -61,6 +61,8 @@ from tagging.selectors import tag_slots_for
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "exports.tasks.run_export"
+# A task queued this long ago for a job whose slot is free has most likely been lost.
+LOST_TASK_AFTER = dt.timedelta(seconds=60)
 
 
 class ExportCancelled(Exception):
@@ -247,26 +249,33 @@ def _claim(job_id: str, owner: str) -> bool:
         )
 
 
-def export_slots_fill(*, organization_id: int) -> int:
-    """Queue the organization's oldest pending exports that have no task, up to its free
-    slots; returns how many were queued.
+def export_slots_fill(*, organization_id: int, now: dt.datetime | None = None) -> int:
+    """Queue the organization's oldest pending exports, up to its free slots; returns how
+    many were queued.
 
     Called when one of its exports leaves its slot or a claim had to wait, and every minute
-    by ``exports_recover``. Pending jobs with a task already queued (``enqueued_at`` set)
-    keep their place in line and are not queued twice.
+    by ``exports_recover``. A job at the head of the line with no task (``enqueued_at``
+    empty) is queued; one whose task was queued more than ``LOST_TASK_AFTER`` ago and has
+    still not run while its slot is free was most likely lost (the Redis broker delivers at
+    most once: a killed cluster takes the tasks it had fetched with it), so it is queued
+    again rather than holding its whole organization's line until the five-minute sweep.
+    A second task for a job is harmless: the claim lets one through.
     """
     with transaction.atomic():
         _organization_lock(organization_id)
-        now = timezone.now()
+        now = now or timezone.now()
         jobs = ExportJob.objects.filter(organization_id=organization_id)
         free = _max_concurrent() - jobs.filter(status=ExportStatus.PROCESSING, lease_expires_at__gte=now).count()
         if free <= 0:
             return 0
         line = jobs.filter(status=ExportStatus.PENDING, attempts__lt=_max_attempts()).order_by("created_at", "pk")
+        lost_before = now - LOST_TASK_AFTER
         queued = 0
         for job_id, enqueued_at in line.values_list("pk", "enqueued_at")[:free]:
-            if enqueued_at is None and jobs.filter(pk=job_id, enqueued_at=None).update(enqueued_at=now):
-                enqueue(RUN_TASK, str(job_id), task_name=f"export-{job_id}-slot")
+            stale = Q(enqueued_at=None) if enqueued_at is None else Q(enqueued_at__lt=lost_before)
+            if jobs.filter(stale, pk=job_id).update(enqueued_at=now):
+                suffix = "slot" if enqueued_at is None else "lost"
+                enqueue(RUN_TASK, str(job_id), task_name=f"export-{job_id}-{suffix}")
                 queued += 1
         return queued
 
@@ -724,11 +733,13 @@ def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int 
             ExportJob.objects.filter(pk=job_id).update(enqueued_at=now)
             enqueue(RUN_TASK, str(job_id), task_name=f"export-{job_id}-requeue")
         counts["requeued"] += 1
-    # Jobs that waited for their turn and have no task: queued when a slot is free (normally
-    # the job that freed it did this already; this catches a queueing that was lost).
-    waiting = ExportJob.objects.filter(status=ExportStatus.PENDING, enqueued_at=None)
+    # Jobs at the head of their organization's line with no task, or whose task seems lost:
+    # queued when a slot is free (normally the job that freed it did this already).
+    waiting = ExportJob.objects.filter(
+        Q(enqueued_at=None) | Q(enqueued_at__lt=now - LOST_TASK_AFTER), status=ExportStatus.PENDING
+    )
     for organization_id in waiting.values_list("organization_id", flat=True).distinct().order_by():
-        counts["requeued"] += export_slots_fill(organization_id=organization_id)
+        counts["requeued"] += export_slots_fill(organization_id=organization_id, now=now)
     return counts
 
 

@@ -45,7 +45,8 @@ from scheduling.services import RUN_TASK, owner_may_run, schedule_pause
 
 logger = logging.getLogger(__name__)
 
-RUN_LEASE = dt.timedelta(minutes=30)
+# Held while the run makes its export job and delivers it (not while the export is written).
+RUN_LEASE = dt.timedelta(minutes=10)
 MAX_RUN_ATTEMPTS = 3
 MAX_DELIVERY_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 60
@@ -108,12 +109,13 @@ def _execute(run_id: str) -> ScheduleRun | None:
     if job is None:
         job = _export_for(run)
     if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
-        export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it or its turn has not come
-    job.refresh_from_db()
-    if job.status in (ExportStatus.PENDING, ExportStatus.PROCESSING):
-        # Waiting for a slot under its organization's export cap, or written by another
-        # worker: the run steps back and the export's end wakes it (``runs_wake``).
+        # The run steps back while its export is written, here or by another worker (or it
+        # waits for a slot under its organization's export cap): the export's end wakes it
+        # (``runs_wake``). So a worker killed mid-export leaves no run behind: the export's
+        # own lease and recovery finish the export, and its end brings the run back.
         db_write_retry(lambda: _wait_for_export(run), what=f"run {run_id} wait")
+        if job.status == ExportStatus.PENDING:
+            export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it or its turn has not come
         return None
     if job.status != ExportStatus.COMPLETED:
         return _finish(run, RunStatus.FAILED, error=f"The export {job.status}: {job.error or 'no detail'}")
@@ -372,9 +374,16 @@ def runs_recover(*, now: dt.datetime | None = None) -> int:
             error=f"The worker running this report stopped {run.attempts} times without recording a result "
             "(the process was killed or lost the database); giving up.",
         )
+    # A pending run is waiting for its export (whose own recovery looks after it, and whose
+    # end wakes the run): it is queued again only when its task seems lost, i.e. it has no
+    # export after five minutes or its export ended a minute ago and did not wake it.
+    ended = [ExportStatus.COMPLETED, ExportStatus.FAILED, ExportStatus.CANCELLED]
+    lost = Q(export_job=None, created_at__lt=now - dt.timedelta(minutes=5)) | Q(
+        export_job__status__in=ended, export_job__completed_at__lt=now - dt.timedelta(minutes=1)
+    )
     stale = ScheduleRun.objects.filter(
         Q(status=RunStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=MAX_RUN_ATTEMPTS)
-        | Q(status=RunStatus.PENDING, created_at__lt=now - dt.timedelta(minutes=5))
+        | Q(lost, status=RunStatus.PENDING)
     )
     count = 0
     for run_id in stale.values_list("pk", flat=True):

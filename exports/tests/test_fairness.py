@@ -346,3 +346,37 @@ def test_cap_holds_when_dead_workers_jobs_are_claimed_again_at_once_on_sqlite(se
     settings.EXPORT_MAX_CONCURRENT_PER_ORG = 2
     samples = _race_with_dead_workers(org_with_cases(slug="busy")[0], 2, monkeypatch)
     assert max(samples) == 2, samples
+
+
+@pytest.mark.django_db
+def test_a_lost_task_at_the_head_of_the_line_is_queued_again_after_a_minute_not_five(
+    org, settings, django_capture_on_commit_callbacks
+):
+    settings.EXPORT_MAX_CONCURRENT_PER_ORG = 1
+    settings.TASKS_SYNC = False  # queue the task; no worker runs it here
+    head, behind = _pending(org, 2)
+    sent = timezone.now()
+    ExportJob.objects.filter(pk=head.pk).update(enqueued_at=sent)  # its task went to a cluster that died
+    with django_capture_on_commit_callbacks() as queued:
+        assert exports_recover(now=sent + dt.timedelta(seconds=30)) == {"requeued": 0, "failed": 0}
+    assert queued == []  # half a minute is an ordinary wait for a worker
+    with django_capture_on_commit_callbacks() as queued:
+        assert exports_recover(now=sent + dt.timedelta(seconds=90)) == {"requeued": 1, "failed": 0}
+    assert len(queued) == 1
+    head.refresh_from_db()
+    behind.refresh_from_db()
+    assert head.enqueued_at == sent + dt.timedelta(seconds=90)  # queued again, in its place
+    assert behind.enqueued_at is None  # the line behind it keeps waiting its turn
+
+
+@pytest.mark.django_db
+def test_a_lost_task_behind_a_full_line_is_not_queued_again_early(org, settings, django_capture_on_commit_callbacks):
+    settings.EXPORT_MAX_CONCURRENT_PER_ORG = 1
+    settings.TASKS_SYNC = False
+    _running(org, 1)
+    (waiting,) = _pending(org, 1)
+    sent = timezone.now()
+    ExportJob.objects.filter(pk=waiting.pk).update(enqueued_at=sent)
+    with django_capture_on_commit_callbacks() as queued:
+        exports_recover(now=sent + dt.timedelta(seconds=90))
+    assert queued == []  # no free slot: its task would only step back

@@ -89,7 +89,7 @@ def test_a_waiting_report_found_again_by_the_recovery_steps_back_without_an_atte
     _busy(org, 1)
     with django_capture_on_commit_callbacks(execute=True):
         run = schedule_run_now(schedule=schedule, actor=owner)
-    for _ in range(4):  # runs_recover queues a pending run again every minute
+    for _ in range(4):  # a duplicate or recovered task finds it waiting again
         assert schedule_run_execute(run_id=str(run.pk)) is None
     run = ScheduleRun.objects.get(pk=run.pk)
     assert (run.status, run.attempts) == ("pending", 0)
