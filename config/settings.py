@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "ops",  # before django_q: its qcluster command stops cleanly on a process-group signal
     "django_q",
     "audit",
     "organizations",
@@ -64,7 +65,6 @@ INSTALLED_APPS = [
     "tagging",
     "exports",
     "scheduling",
-    "ops",
 ]
 
 MIDDLEWARE = [

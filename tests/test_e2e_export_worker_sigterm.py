@@ -69,3 +69,44 @@ def test_sigterm_to_a_worker_hands_its_export_to_the_next_worker(settings):
     assert len(files) == 1  # the cut-short file was never stored
     with exports_storage().open(done.storage_key, "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == done.sha256
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_to_the_whole_cluster_stops_it_promptly_and_the_export_is_handed_back(settings):
+    """What honcho, Heroku and systemd send: SIGTERM to every process of the cluster. The
+    qcluster process leaves within seconds (django-q2's own stop would hang on its dead
+    sentinel), the busy worker hands its job back first, and the next cluster writes it."""
+    settings.TASKS_SYNC = False
+    call_command("seed_demo", "--org", "acme", "--cases", str(CASES), "--no-users", "--anchor", "2026-06-30")
+    org = Organization.objects.get(slug="acme")
+    with qcluster(EXPORT_LEASE_SECONDS="600", EXPORT_SQL_PUSHDOWN="False") as cluster:
+        job = export_job_create(organization=org, dataset="cases", format="xlsx")
+        wait_for(
+            lambda: ExportJob.objects.filter(pk=job.pk, status="processing", rows_done__gt=0).first(),
+            120,
+            "the worker to write its first chunk",
+        )
+        signalled = time.monotonic()
+        os.killpg(cluster.pid, signal.SIGTERM)
+        assert cluster.wait(timeout=60) == 0
+        wait_for(lambda: not _group_alive(cluster.pid), 60, "every process of the cluster to leave")
+        stopped_in = time.monotonic() - signalled
+    released = AuditEvent.objects.get(action="export.released", target_id=str(job.pk))
+    assert released.details == {"reason": "worker stopping", "attempts": 0}
+    assert stopped_in < 45, stopped_in
+    with qcluster(EXPORT_LEASE_SECONDS="600", EXPORT_SQL_PUSHDOWN="False"):
+        done = wait_for(
+            lambda: ExportJob.objects.filter(pk=job.pk, status__in=["completed", "failed"]).first(),
+            180,
+            "the next cluster to finish the job",
+        )
+    assert (done.status, done.attempts, done.row_count) == ("completed", 1, CASES)
