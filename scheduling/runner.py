@@ -116,6 +116,11 @@ def _execute(run_id: str) -> ScheduleRun | None:
         db_write_retry(lambda: _wait_for_export(run), what=f"run {run_id} wait")
         if job.status == ExportStatus.PENDING:
             export_job_run(job_id=str(job.pk))  # a no-op if another worker holds it or its turn has not come
+            job.refresh_from_db()
+            if job.status not in (ExportStatus.PENDING, ExportStatus.PROCESSING):
+                # Written here: go on to deliver now rather than wait for the wake-up task
+                # (which then finds the run taken or finished, and does nothing).
+                return schedule_run_execute(run_id=run_id) or ScheduleRun.objects.get(pk=run_id)
         return None
     if job.status != ExportStatus.COMPLETED:
         return _finish(run, RunStatus.FAILED, error=f"The export {job.status}: {job.error or 'no detail'}")
