@@ -181,7 +181,7 @@ def board_report_context(
         "filters_text": filters_text,
         "empty": data.total_cases == 0,
         "data": data,
-        "kpi_rows": [kpis[:4], kpis[4:]],
+        "kpis": kpis,
         "over_90": fmt_int(over_90),
         "summary": {
             "new": fmt_int(data.new_in_period),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import io
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import pypdfium2
 import pytest
 from django.utils import timezone
 from pypdf import PdfReader
@@ -72,9 +74,13 @@ def squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def overflowing_boxes(html: str) -> list[str]:
+def layout(html: str) -> Any:
+    """The report laid out by WeasyPrint, as the export writes it."""
+    return HTML(string=html, base_url=ASSET_BASE_URL, url_fetcher=BundledAssetFetcher()).render()
+
+
+def overflowing_boxes(document: Any) -> list[str]:
     """Boxes that reach past the right or bottom edge of a page's content area."""
-    document = HTML(string=html, base_url=ASSET_BASE_URL, url_fetcher=BundledAssetFetcher()).render()
     found = []
     for number, page in enumerate(document.pages, 1):
         box = page._page_box
@@ -89,6 +95,49 @@ def overflowing_boxes(html: str) -> list[str]:
                 found.append(f"page {number}: {type(child).__name__} <{getattr(child, 'element_tag', '')}>")
             stack.extend((grandchild, in_margin) for grandchild in getattr(child, "children", []))
     return found
+
+
+def ink_in_side_margins(document: Any, *, scale: float = 2) -> list[str]:
+    """Where the PDF, rasterised as a reader shows it, has anything drawn in a left or right margin.
+
+    The layout check above trusts WeasyPrint's boxes; this one looks at the pixels, so it also
+    catches what is drawn outside its box (an SVG, a border, a glyph) or clipped at the page edge.
+    """
+    pdf = pypdfium2.PdfDocument(document.write_pdf())
+    found = []
+    for number, (page, laid_out) in enumerate(zip(pdf, document.pages, strict=True), 1):
+        image = page.render(scale=scale).to_pil().convert("L")
+        box = laid_out._page_box
+        px = image.width / laid_out.width  # WeasyPrint lays out in CSS px, 1/96 in
+        # One pixel of slack each side of the content box for anti-aliased edges.
+        left = int(box.margin_left * px) - 1
+        right = int((laid_out.width - box.margin_right) * px) + 2
+        for side, strip, offset in (
+            ("left", image.crop((0, 0, left, image.height)), 0),
+            ("right", image.crop((right, 0, image.width, image.height)), right),
+        ):
+            ink = strip.point(lambda v: 255 if v < 240 else 0).getbbox()
+            if ink:
+                x0, y0, x1, y1 = (round(v / px) for v in (ink[0] + offset, ink[1], ink[2] + offset, ink[3]))
+                found.append(f"page {number}: ink in the {side} margin at x {x0}–{x1}, y {y0}–{y1} (CSS px)")
+    return found
+
+
+def kpi_tiles(document: Any) -> list[list[tuple[float, float]]]:
+    """The left and right border edges of the KPI tiles on the first page, row by row, in CSS px."""
+    tiles = []
+    stack = [document.pages[0]._page_box]
+    while stack:
+        box = stack.pop()
+        element = getattr(box, "element", None)
+        if box.element_tag == "div" and element is not None and element.get("class") == "kpi":
+            tiles.append((round(box.border_box_y()), box.border_box_x(), box.border_box_x() + box.border_width()))
+        else:
+            stack.extend(getattr(box, "children", []))
+    rows: dict[int, list[tuple[float, float]]] = {}
+    for top, left, right in sorted(tiles):
+        rows.setdefault(top, []).append((left, right))
+    return list(rows.values())
 
 
 def pct(part: int, whole: int) -> str:
@@ -418,7 +467,31 @@ def test_board_report_long_unbroken_text_stays_inside_the_page(org: Organization
         organization=org, cases=report_cases(org), period_start=PERIOD_START, period_end=PERIOD_END
     )
     html = board_report_html(organization=org, data=data, generated_at=GENERATED, filters_text="F" * 500)
-    assert overflowing_boxes(html) == []
+    document = layout(html)
+    assert overflowing_boxes(document) == []
+    assert ink_in_side_margins(document) == []
+
+
+def test_board_report_kpi_tiles_share_the_page_width_inside_the_margins(org: Organization, dataset: list[Case]) -> None:
+    data = board_report_data(
+        organization=org, cases=report_cases(org), period_start=PERIOD_START, period_end=PERIOD_END
+    )
+    # The widest numbers a large organization's report can show.
+    data = dataclasses.replace(
+        data, total_cases=9_876_543, new_in_period=9_876_543, closed_in_period=8_765_432, open_at_period_end=1_234_567
+    )
+    document = layout(board_report_html(organization=org, data=data, generated_at=GENERATED))
+    assert ink_in_side_margins(document) == []
+    assert overflowing_boxes(document) == []
+    page = document.pages[0]._page_box
+    left, right = page.margin_left, document.pages[0].width - page.margin_right
+
+    rows = kpi_tiles(document)
+    assert [len(row) for row in rows] == [4, 4]
+    for row in rows:
+        widths = [b - a for a, b in row]
+        assert max(widths) - min(widths) < 0.5, row  # four equal tiles
+        assert row[0][0] == pytest.approx(left, abs=0.5) and row[-1][1] == pytest.approx(right, abs=0.5), row
 
 
 def test_board_report_renders_the_same_page_count_twice(org: Organization, dataset: list[Case]) -> None:
