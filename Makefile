@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt check bench migrate sysdeps browser office clean
+.PHONY: run test lint fmt check bench migrate sysdeps browser office screenshots clean
 
 $(PY):
 	@mkdir -p var
@@ -77,6 +77,11 @@ ROWS ?= 100000
 # Every export format on SQLite and PostgreSQL beside its anchor: make bench ROWS=1000000
 bench: $(VENV)/.installed-bench
 	$(PY) bench/run_all.py --cases $(ROWS)
+
+# The README's screenshots (docs/screenshots/) and the sample board report pages
+# (docs/board-report/), from a throwaway demo database: `make screenshots`.
+screenshots: $(VENV)/.installed-dev sysdeps browser
+	$(PY) bin/screenshots.py
 
 clean:
 	rm -rf var/test_db.sqlite3* .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from organizations.admin_scoping import OrgScopedAdmin
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(OrgScopedAdmin):
+    empty_hint = "Nothing recorded yet: every export, download and change of settings is recorded here as it happens."
     list_display = ["created_at", "organization", "sequence", "action", "actor_label", "target_type", "target_id"]
     list_filter = ["action"]
     search_fields = ["action", "actor_label", "target_id"]

@@ -167,6 +167,10 @@ class CaseAdmin(OrgScopedAdmin):
         ("Links", {"fields": ["primary_riu", "source_system", "external_reference", "custom_fields"]}),
     ]
 
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """Who is offered the "Export selected cases" action: officers and admins, not viewers."""
+        return self._allowed(request, self.write_role)
+
 
 @admin.register(Investigation)
 class InvestigationAdmin(OrgScopedAdmin):

@@ -48,7 +48,7 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = list(dict.fromkeys([SITE_URL, *env.list("CSRF_TRUSTED_ORIGINS", default=[])]))
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "workspace.apps.DossierAdminConfig",  # Django's admin, with the workspace as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tagging",
     "exports",
     "scheduling",
+    "workspace",
 ]
 
 MIDDLEWARE = [

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
@@ -33,8 +33,8 @@ STATUS_COLOURS = {
     "processing": "#0d6efd",
     "completed": "#198754",
     "failed": "#dc3545",
-    "cancelled": "#fd7e14",
-    "expired": "#adb5bd",
+    "cancelled": "#9a4a00",
+    "expired": "#495057",
 }
 
 
@@ -46,24 +46,52 @@ class NewExportForm(forms.ModelForm[ExportJob]):
         required=False,
         help_text="Resolved now, in the organization's timezone.",
     )
-    created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_from = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Cases created on or after this day; leave empty with a period, or for no lower limit.",
+    )
+    created_to = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Cases created on or before this day; empty = up to now.",
+    )
     status_filter = forms.MultipleChoiceField(
-        choices=CaseStatus.choices, required=False, label="Status", widget=forms.CheckboxSelectMultiple
+        choices=CaseStatus.choices,
+        required=False,
+        label="Status",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tick none for every status.",
     )
     severity_filter = forms.MultipleChoiceField(
-        choices=Severity.choices, required=False, label="Severity", widget=forms.CheckboxSelectMultiple
+        choices=Severity.choices,
+        required=False,
+        label="Severity",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Tick none for every severity.",
     )
     category_filter = forms.CharField(required=False, label="Categories", help_text="Comma-separated; empty = all.")
     business_unit_filter = forms.CharField(
         required=False, label="Business units", help_text="Comma-separated; empty = all."
     )
-    include_investigations = forms.BooleanField(required=False, initial=True)
-    max_investigations = forms.IntegerField(
-        min_value=0, max_value=MAX_INVESTIGATIONS, initial=DEFAULT_MAX_INVESTIGATIONS
+    include_investigations = forms.BooleanField(
+        required=False, initial=True, help_text="Add each case's investigations as columns beside it."
     )
-    include_overflow = forms.BooleanField(required=False, initial=False)
-    include_tags = forms.BooleanField(required=False, initial=True, label="Include tag columns")
+    max_investigations = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_INVESTIGATIONS,
+        initial=DEFAULT_MAX_INVESTIGATIONS,
+        help_text=f"How many investigations per case get columns of their own, 0 to {MAX_INVESTIGATIONS}.",
+    )
+    include_overflow = forms.BooleanField(
+        required=False, initial=False, help_text="Add a column counting the investigations left out above."
+    )
+    include_tags = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Include tag columns",
+        help_text="Your organization's configured tag slots, as columns after the case's own.",
+    )
     identity = forms.ChoiceField(
         label="People in the cases",
         choices=[
@@ -87,6 +115,12 @@ class NewExportForm(forms.ModelForm[ExportJob]):
     class Meta:
         model = ExportJob
         fields = ["organization", "dataset", "format"]
+        help_texts = {
+            "organization": "Whose cases are exported.",
+            "dataset": "One row per case, one row per investigation, or the board report (a PDF).",
+            "format": "Excel opens in any spreadsheet; CSV and JSON Lines suit other systems; Parquet suits "
+            "analytics tools; PDF is for the board report only.",
+        }
 
     def definition(self) -> dict[str, Any]:
         """The export definition in the API's shape."""
@@ -150,6 +184,10 @@ class NewExportForm(forms.ModelForm[ExportJob]):
 @admin.register(ExportJob)
 class ExportJobAdmin(OrgScopedAdmin):
     form = NewExportForm
+    empty_hint = (
+        "No exports yet. Use “Add export job” above to choose the cases, columns and format, or start one from "
+        "the workspace; the file appears here with a Download button."
+    )
     list_display = [
         "created_at",
         "dataset",
@@ -233,17 +271,26 @@ class ExportJobAdmin(OrgScopedAdmin):
     @admin.display(description="Status", ordering="status")
     def status_badge(self, job: ExportJob) -> str:
         return format_html(
-            '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',
+            '<span class="export-status" data-live="status" '
+            'style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',
             STATUS_COLOURS.get(job.status, "#333"),
             job.get_status_display(),
         )
 
     @admin.display(description="Progress")
     def progress_bar(self, job: ExportJob) -> str:
+        # A job still running is asked again in place (exports/progress.js), not by reloading.
+        live = (
+            format_html(' data-progress-url="{}"', reverse("admin:exports_exportjob_progress", args=[job.pk]))
+            if not job.is_terminal
+            else ""
+        )
         return format_html(
-            '<div title="{} of {} rows" style="width:120px;background:#e9ecef;border-radius:4px">'
-            '<div class="export-progress" style="width:{}%;background:{};height:10px;border-radius:4px"></div></div>'
-            "<small>{}%</small>",
+            '<div{} title="{} of {} rows" style="width:120px;background:#e9ecef;border-radius:4px">'
+            '<div class="export-progress" data-live="bar" '
+            'style="width:{}%;background:{};height:10px;border-radius:4px"></div></div>'
+            '<small data-live="percent" data-unit="%">{}%</small>',
+            live,
             job.rows_done,
             job.rows_total or "?",
             job.percent,
@@ -258,7 +305,7 @@ class ExportJobAdmin(OrgScopedAdmin):
     @admin.display(description="File")
     def download(self, job: ExportJob) -> str:
         if job.status != ExportStatus.COMPLETED:
-            return "—"
+            return format_html('<span data-live="{}">—</span>', "download")
         url = reverse("admin:exports_exportjob_download", args=[job.pk])
         return format_html('<a class="button" href="{}">Download</a>', url)
 
@@ -268,7 +315,10 @@ class ExportJobAdmin(OrgScopedAdmin):
         extra = [
             path(
                 "<uuid:pk>/download/", self.admin_site.admin_view(self.download_view), name="exports_exportjob_download"
-            )
+            ),
+            path(
+                "<uuid:pk>/progress/", self.admin_site.admin_view(self.progress_view), name="exports_exportjob_progress"
+            ),
         ]
         return extra + super().get_urls()
 
@@ -280,9 +330,27 @@ class ExportJobAdmin(OrgScopedAdmin):
             self.message_user(request, exc.message, messages.WARNING)
             return HttpResponseRedirect(reverse("admin:exports_exportjob_changelist"))
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        running = self.get_queryset(request).filter(status__in=[ExportStatus.PENDING, ExportStatus.PROCESSING])
-        return super().changelist_view(request, {**(extra_context or {}), "auto_refresh": running.exists()})
+    def progress_view(self, request: HttpRequest, pk: str) -> JsonResponse:
+        """A job's status and progress as JSON, for pages that refresh it in place; another
+        organization's job is a 404 like any object out of reach."""
+        job = get_object_or_404(self.get_queryset(request), pk=pk)
+        completed = job.status == ExportStatus.COMPLETED
+        return JsonResponse(
+            {
+                "id": str(job.pk),
+                "status": job.status,
+                "status_label": job.get_status_display(),
+                "colour": STATUS_COLOURS.get(job.status, "#333"),
+                "percent": job.percent,
+                "rows_done": job.rows_done,
+                "rows_total": job.rows_total,
+                "row_count": job.row_count,
+                "terminal": job.is_terminal,
+                "error": job.error if job.status == ExportStatus.FAILED else "",
+                "download_url": reverse("admin:exports_exportjob_download", args=[job.pk]) if completed else None,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     def save_model(self, request: HttpRequest, obj: ExportJob, form: Any, change: bool) -> None:
         """Create through the service (validation, tag snapshot, audit, enqueue)."""
@@ -295,7 +363,11 @@ class ExportJobAdmin(OrgScopedAdmin):
         )
         obj.pk = job.pk
 
-    @admin.action(description="Cancel selected exports")
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Officers and admins may cancel; a viewer is not offered the action at all."""
+        return self._allowed(request, self.write_role)
+
+    @admin.action(description="Cancel selected exports", permissions=["cancel"])
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[ExportJob]) -> None:
         cancelled = 0
         for job in queryset:
@@ -309,7 +381,7 @@ class ExportJobAdmin(OrgScopedAdmin):
         self.message_user(request, f"Cancelled {cancelled} export(s); finished ones were left as they are.")
 
 
-@admin.action(description="Export selected cases (XLSX)")
+@admin.action(description="Export selected cases (XLSX)", permissions=["export"])
 def export_selected_cases(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Case]) -> HttpResponse | None:
     """Queue an XLSX of the selected cases, one job per organization among them."""
     writable = org_ids_for(request, Role.OFFICER)

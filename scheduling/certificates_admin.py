@@ -84,6 +84,7 @@ class RecipientCertificateAdmin(OrgScopedAdmin):
     """Certificates of the organizations where the user is an admin: add, view, delete; never edit."""
 
     form = CertificateAddForm
+    empty_hint = "No recipient certificates. Add a recipient's certificate to send them S/MIME-encrypted reports."
     view_role = Role.ADMIN
     write_role = Role.ADMIN
     delete_role = Role.ADMIN

@@ -146,8 +146,16 @@ def recipients_split(text: str) -> list[str]:
 class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
     """Name, export, rule, timezone and delivery of a schedule, in plain inputs."""
 
-    dataset = forms.ChoiceField(choices=Dataset.choices, initial=Dataset.CASES)
-    format = forms.ChoiceField(choices=ExportFormat.choices, initial=ExportFormat.XLSX)
+    dataset = forms.ChoiceField(
+        choices=Dataset.choices,
+        initial=Dataset.CASES,
+        help_text="One row per case, one row per investigation, or the board report (a PDF).",
+    )
+    format = forms.ChoiceField(
+        choices=ExportFormat.choices,
+        initial=ExportFormat.XLSX,
+        help_text="The file the recipients get; the board report is always a PDF.",
+    )
     period = forms.ChoiceField(
         choices=PERIOD_CHOICES,
         required=False,
@@ -156,7 +164,12 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
         help_text="Worked out at each run, on the schedule's calendar: a run on 1 March with "
         "“previous month” exports February.",
     )
-    kind = forms.ChoiceField(choices=KIND_CHOICES, initial="monthly", label="Repeats")
+    kind = forms.ChoiceField(
+        choices=KIND_CHOICES,
+        initial="monthly",
+        label="Repeats",
+        help_text="How often the report goes out; the next five runs are shown below as you choose.",
+    )
     time = forms.CharField(
         required=False,
         initial="08:00",
@@ -164,7 +177,9 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
         widget=forms.TextInput(attrs={"type": "time", "step": 60}),
         help_text="On the schedule's local clock (below).",
     )
-    day_of_week = forms.ChoiceField(choices=DAY_OF_WEEK_CHOICES, required=False, initial="1", label="On")
+    day_of_week = forms.ChoiceField(
+        choices=DAY_OF_WEEK_CHOICES, required=False, initial="1", label="On", help_text="The day of a weekly report."
+    )
     day_of_month = forms.ChoiceField(
         choices=DAY_OF_MONTH_CHOICES,
         required=False,
@@ -216,6 +231,11 @@ class ReportScheduleForm(forms.ModelForm[ReportSchedule]):
         }
         labels = {"is_active": "Active", "timezone": "Timezone"}
         help_texts = {
+            "organization": "Whose cases the report holds.",
+            "name": "How the report is called in lists, emails and file names.",
+            "description": "Optional: what the report is for, shown to the other members.",
+            "delivery_method": "Email sends a download link (and the file when allowed); storage saves the file "
+            "in the exports storage.",
             "timezone": "An IANA name such as Europe/London: the rule is read on this wall clock, summer time "
             "included.",
             "storage_path": "A folder in the exports storage, for storage delivery.",

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from audit.services import client_ip
-from organizations.admin_scoping import OrgScopedAdmin, org_ids_for
+from organizations.admin_scoping import OrgScopedAdmin, org_current, org_ids_for
 from organizations.models import Organization, Role
 from organizations.selectors import identity_access_for
 from tagging.models import MAX_SLOTS, SourceEntity, TagSlot
@@ -44,6 +44,13 @@ class TagSlotForm(forms.ModelForm[TagSlot]):
             ),
             "slot": forms.NumberInput(attrs={"min": 1, "max": MAX_SLOTS}),
         }
+        help_texts = {
+            "organization": "Whose exports get this column.",
+            "source_entity": "Where the value is read: the case, its primary RIU (intake report) or its latest "
+            "investigation.",
+            "data_type": "How the value is written in files: text, number, date, date and time, yes/no or a list.",
+            "is_active": "Untick to leave the column out of new exports without losing its settings.",
+        }
 
 
 @admin.register(TagSlot)
@@ -70,6 +77,9 @@ class TagSlotAdmin(OrgScopedAdmin):
         orgs = Organization.objects.order_by("name")
         if ids is not None:
             orgs = orgs.filter(pk__in=ids)
+        current = org_current(request)
+        if current is not None:  # the organization chosen in the header
+            orgs = orgs.filter(pk=current.pk)
         configured = {(t.organization_id, t.slot): t for t in self.get_queryset(request)}
         boards = [
             {

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from organizations.models import Role
 from organizations.tests.factories import MembershipFactory, OrganizationFactory
 from scheduling.models import ReportSchedule
-from tests.browser import admin_login, browser_page
+from tests.browser import admin_login, assert_accessible, browser_page, schedule_rule_fill
 
 RUNS = "#schedule-next-runs li"
 SCREENSHOTS = os.environ.get("SCREENSHOT_DIR", "/tmp")
@@ -32,6 +32,7 @@ def test_officer_adds_a_monthly_schedule_with_live_next_runs(live_server):
     with browser_page() as page:
         admin_login(page, live_server.url, "olivia", "pw-for-browser")
         page.goto(f"{live_server.url}/admin/scheduling/reportschedule/")
+        assert_accessible(page)
         page.click("text=Add report schedule")
         page.wait_for_selector("#id_kind")
         assert page.input_value("#id_organization") == str(org.pk)  # the only organization, preselected
@@ -45,23 +46,19 @@ def test_officer_adds_a_monthly_schedule_with_live_next_runs(live_server):
 
         page.fill("#id_name", "Monthly board pack")
         page.select_option("#id_format", "csv")
-        page.select_option("#id_day_of_month", "last")
-        page.fill("#id_time", "08:00")
-        page.fill("#id_timezone", "Europe/London")
-        page.wait_for_function(
-            "document.querySelectorAll('#schedule-next-runs li').length === 5"
-            " && document.querySelector('#schedule-next-runs li').dataset.iso.includes('T08:00')"
-        )
+        schedule_rule_fill(page, day="last", time="08:00")
         london = page.eval_on_selector_all(RUNS, "items => items.map(i => i.textContent)")
         assert len(london) == 5
         assert "08:00 +00:00" in london[0] or "08:00 +01:00" in london[0], london
         assert all(" UTC" in text for text in london)
         assert "Local times are in Europe/London." in page.text_content("#schedule-preview-status")
+        assert_accessible(page)
 
         # A zone the server does not know: the API's words are shown, and no runs.
         page.fill("#id_timezone", "Mars/Olympus_Mons")
         page.wait_for_selector("#schedule-preview-error", state="visible")
         assert "is not a known IANA timezone" in page.text_content("#schedule-preview-error")
+        assert_accessible(page)  # the error is announced and readable too
         assert page.locator(RUNS).count() == 0
 
         page.fill("#id_timezone", "America/New_York")
@@ -88,6 +85,7 @@ def test_officer_adds_a_monthly_schedule_with_live_next_runs(live_server):
         assert "Active" in text and "olivia" in text
         page.set_viewport_size({"width": 1600, "height": 900})
         page.screenshot(path=f"{SCREENSHOTS}/schedule-list.png", full_page=True)
+        assert_accessible(page)
 
         # The change page: the same live preview, and a test sent to oneself lands in the run history.
         page.click("#result_list a:text('Monthly board pack')")
@@ -99,6 +97,7 @@ def test_officer_adds_a_monthly_schedule_with_live_next_runs(live_server):
         history = page.text_content("#runs-group") or ""
         assert "Manual" in history and "Success" in history and "olivia@acme.example" in history
         assert "Sent" in history and "1 attempt" in history
+        assert_accessible(page)
         page.screenshot(path=f"{SCREENSHOTS}/schedule-change-form.png", full_page=True)
 
         page.click("#runs-group a.inlineviewlink")
@@ -106,6 +105,7 @@ def test_officer_adds_a_monthly_schedule_with_live_next_runs(live_server):
         deliveries = page.text_content("#deliveries-group") or ""
         assert "olivia@acme.example" in deliveries and "Sent" in deliveries
         assert page.locator("input[name=_save]").count() == 0
+        assert_accessible(page)
         page.screenshot(path=f"{SCREENSHOTS}/schedule-run.png", full_page=True)
 
     assert schedule.schedule == {"kind": "monthly", "time": "08:00", "day_of_month": "last"}

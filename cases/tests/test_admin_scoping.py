@@ -64,8 +64,9 @@ def test_case_list_filters_and_form_choices_are_scoped(two_orgs):
     assert "Bravo" not in changelist
     add_form = client.get("/admin/cases/case/add/").content.decode()
     # officer in A, viewer in C: a new case can only go to A
-    assert "Alpha Ltd" in add_form and "Bravo GmbH" not in add_form and "Charlie Inc" not in add_form
-    assert client.get(f"/admin/cases/case/{case_b.pk}/change/").status_code == 302  # "doesn't exist" redirect
+    choices = add_form.split('id="id_organization"', 1)[1].split("</select>", 1)[0]  # not the header's switch
+    assert "Alpha Ltd" in choices and "Bravo GmbH" not in add_form and "Charlie Inc" not in choices
+    assert client.get(f"/admin/cases/case/{case_b.pk}/change/").status_code == 404  # not in their organizations
     assert client.get(f"/admin/cases/case/{case_a.pk}/change/").status_code == 200
 
 

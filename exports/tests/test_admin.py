@@ -78,9 +78,11 @@ def test_bad_form_input_is_a_form_error_and_no_job(org, overrides, message):
 
 def test_running_jobs_refresh_the_list_and_show_progress(org):
     client = logged_in(member(org, Role.VIEWER))
-    ExportJobFactory(organization=org, status="processing", rows_done=50, rows_total=200)
+    job = ExportJobFactory(organization=org, status="processing", rows_done=50, rows_total=200)
     html = client.get("/admin/exports/exportjob/").content.decode()
-    assert 'http-equiv="refresh"' in html and "width:25%" in html
+    # Progress and status refresh in place from the job's JSON, not by reloading the page.
+    assert f'data-progress-url="/admin/exports/exportjob/{job.pk}/progress/"' in html and "width:25%" in html
+    assert "exports/progress.js" in html and 'http-equiv="refresh"' not in html
     assert client.get("/admin/exports/exportjob/add/").status_code == 403
 
 
