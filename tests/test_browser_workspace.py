@@ -18,6 +18,7 @@ from django.contrib.auth.models import User
 
 from cases.models import Case
 from exports.models import ExportJob
+from exports.services import export_job_create
 from exports.tests.factories import org_with_cases
 from organizations.models import Role
 from organizations.tests.factories import MembershipFactory, OrganizationFactory
@@ -108,6 +109,13 @@ def test_officer_exports_xlsx_from_the_workspace_and_watches_it_finish(live_serv
         )
         job.refresh_from_db()
         assert job.status == "completed" and job.row_count == 5
+
+        # An export started elsewhere (the API's service here) shows up without a reload, in
+        # "Running now" or, once written, in "Latest finished exports", with the first one.
+        other = export_job_create(organization=acme, dataset="cases", format="csv")
+        page.wait_for_selector(f"#workspace [data-job='{other.pk}']", timeout=60_000)
+        page.wait_for_selector(f"#ws-finished-list li[data-job='{job.pk}']", timeout=30_000)
+        assert page.evaluate("window.__sameDocument === true")
 
         # The finished file is listed on the workspace with its download button.
         page.goto(f"{live_server.url}/admin/")

@@ -43,7 +43,6 @@
 
   function tick() {
     const nodes = Array.from(document.querySelectorAll("[data-progress-url]"));
-    if (!nodes.length) return;
     Promise.all(nodes.map((node) =>
       fetch(node.dataset.progressUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then((response) => (response.ok ? response.json() : null))
@@ -52,5 +51,41 @@
     )).finally(() => window.setTimeout(tick, EVERY_MS));
   }
 
-  document.addEventListener("DOMContentLoaded", () => window.setTimeout(tick, EVERY_MS));
+  /* On the workspace: exports started elsewhere (the API, a schedule, a colleague) join
+     "Running now", and "Latest finished exports" is redrawn, from the page itself as the
+     server renders it now. Rows already shown keep their place (and their Download). */
+  const LISTS_EVERY_MS = 8000;
+
+  function adopt(nodes) {
+    return Array.from(nodes).map((n) => document.adoptNode(n));
+  }
+
+  function refreshLists() {
+    const running = document.getElementById("ws-running-list");
+    if (!running) return;
+    fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then((response) => (response.ok ? response.text() : null))
+      .then((html) => {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        const freshRunning = fresh.getElementById("ws-running-list");
+        const finished = document.getElementById("ws-finished-list");
+        const freshFinished = fresh.getElementById("ws-finished-list");
+        if (finished && freshFinished) finished.replaceChildren(...adopt(freshFinished.childNodes));
+        if (!freshRunning) return;
+        const shown = new Set(Array.from(running.querySelectorAll("tr[data-job]")).map((r) => r.dataset.job));
+        const added = Array.from(freshRunning.querySelectorAll("tr[data-job]")).filter((r) => !shown.has(r.dataset.job));
+        if (!added.length) return;
+        const body = running.querySelector("tbody");
+        if (body) body.append(...adopt(added));
+        else running.replaceChildren(...adopt(freshRunning.childNodes));
+      })
+      .catch(() => null)
+      .finally(() => window.setTimeout(refreshLists, LISTS_EVERY_MS));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    window.setTimeout(tick, EVERY_MS);
+    window.setTimeout(refreshLists, LISTS_EVERY_MS);
+  });
 })();
