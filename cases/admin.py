@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -129,8 +130,58 @@ class PartyInline(admin.TabularInline):
         return party_pseudonym(party, "employee_id")
 
 
+#: What each case field means, on the case form (the model keeps only the few it had).
+CASE_HELP = {
+    "organization": "The organization the case belongs to.",
+    "reference": "CASE-2026-000123, unique per organization.",
+    "title": "A short description, without names: titles appear in lists and exports.",
+    "summary": "What was reported, in a few sentences.",
+    "status": "Where the case stands: new, open, under investigation, closed.",
+    "assignee": "The staff member handling the case.",
+    "category": "The kind of concern (e.g. Fraud, Harassment), as reported in exports and the board report.",
+    "subcategory": "A finer kind within the category.",
+    "severity": "How serious the concern is; high and critical cases are counted apart in reports.",
+    "priority": "Order of handling, P1 first.",
+    "intake_channel": "How the report came in (hotline, web form, email, in person…).",
+    "policy_reference": "The policy or code section concerned.",
+    "risk_score": "0–100, from the intake assessment.",
+    "business_unit": "The part of the organization the concern is about.",
+    "department": "The department within the business unit.",
+    "country": "ISO 3166-1 alpha-2 code, e.g. GB.",
+    "region": "The region used in reporting (EMEA, APAC…).",
+    "site": "The office, plant or store.",
+    "reported_at": "When the concern was first reported.",
+    "created_at": "When the case was opened; exports' period filters use it.",
+    "updated_at": "When the case last changed.",
+    "due_at": "When the case should be closed by.",
+    "closed_at": "When the case was closed; empty while open.",
+    "outcome": "How the case ended.",
+    "is_substantiated": "Whether the allegations were found true; empty until decided.",
+    "closure_reason": "Why the case was closed, in a line.",
+    "financial_impact": "The loss or exposure found, in the currency below.",
+    "currency": "ISO 4217 code, e.g. EUR.",
+    "is_anonymous": "The reporter chose not to give their name.",
+    "retaliation_alleged": "The reporter says they suffered retaliation.",
+    "involves_management": "Someone in management is a subject of the case.",
+    "legal_hold": "Records must be kept: nothing about the case may be deleted.",
+    "escalated": "Raised to the audit committee or the board.",
+    "primary_riu": "The report (RIU) the case was opened from.",
+    "source_system": "The system the case came from.",
+    "external_reference": "The case's id in that system.",
+    "custom_fields": "Your organization's own fields, as JSON; tag slots turn them into export columns.",
+}
+
+
+class CaseForm(forms.ModelForm[Case]):
+    class Meta:
+        model = Case
+        fields = list(CASE_HELP)
+        help_texts = CASE_HELP
+
+
 @admin.register(Case)
 class CaseAdmin(OrgScopedAdmin):
+    form = CaseForm
     # No party field in the list or the search: a hit would tell a member without identity
     # access that a person is in the case.
     list_display = ["reference", "title", "status", "severity", "category", "business_unit", "country", "created_at"]

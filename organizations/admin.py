@@ -60,7 +60,13 @@ class OrganizationForm(forms.ModelForm[Organization]):
     class Meta:
         model = Organization
         fields = ["name", "slug", "timezone", "allowed_recipient_domains", "delivery_policy", "link_access"]
-        help_texts = {"delivery_policy": DELIVERY_POLICY_HELP, "link_access": LINK_ACCESS_HELP}
+        help_texts = {
+            "name": "As shown to members and on reports (the board report's cover, email subjects).",
+            "slug": "Short name in URLs and the API (/api/v1/orgs/<slug>/); lower-case letters, digits and dashes.",
+            "timezone": "IANA zone (e.g. Europe/London) for times in lists, exports and relative periods.",
+            "delivery_policy": DELIVERY_POLICY_HELP,
+            "link_access": LINK_ACCESS_HELP,
+        }
 
     def clean_allowed_recipient_domains(self) -> list[str]:
         try:
@@ -130,6 +136,12 @@ class MembershipForm(forms.ModelForm[Membership]):
     class Meta:
         model = Membership
         fields = ["user", "organization", "role", "identity_access"]
+        help_texts = {
+            "user": "The person's sign-in; new people are added by a superuser or `manage.py add_member`.",
+            "organization": "The organization this membership gives access to.",
+            "role": "viewer: sees exports, schedules and the audit trail; officer: also starts exports and "
+            "manages schedules; admin: also tag slots, members and the organization's settings.",
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -242,3 +242,21 @@ def test_sidebar_lists_the_officers_groups_first_and_lists_name_their_zone(two_o
     ExportJobFactory(organization=acme, status="pending")
     listing = client.get("/admin/exports/exportjob/").content.decode()
     assert "Times are in Europe/London" in listing
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/cases/case/add/",
+        "/admin/organizations/organization/add/",
+        "/admin/exports/exportjob/add/",
+        "/admin/scheduling/reportschedule/add/",
+        "/admin/tagging/tagslot/add/",
+    ],
+)
+def test_every_field_of_the_main_forms_says_what_it_is_for(admin_client, url):
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    missing = [name for name, field in form.fields.items() if not field.help_text]
+    assert missing == [], f"{url}: no help text for {missing}"
