@@ -336,8 +336,8 @@ def _run(
 
 def _recoveries(clusters: list[Service]) -> dict[str, int]:
     """Tasks the sweeps queued again, read from the workers' logs by their task names:
-    ``export-<id>-retry<n>`` (a lease ran out), ``export-<id>-requeue`` or ``-lost`` (a
-    pending job's task was lost: after five minutes, or after one at the head of its line),
+    ``export-<id>-retry<n>`` (a lease ran out), ``export-<id>-lost`` (``-requeue`` before
+    that sweep was folded into the line's) (a pending job's task was lost, its turn had come),
     ``schedule-run-<id>-recover`` (a run's task was lost or its lease ran out)."""
     pattern = re.compile(r"processing (export|schedule-run)-[0-9a-f-]{36}-(retry\d+|requeue|lost|recover)\b")
     counts: Counter[str] = Counter()

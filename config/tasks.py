@@ -35,12 +35,11 @@ def enqueue(func: str, *args: Any, task_name: str | None = None, group: str | No
         options["sync"] = sync
 
     def send() -> None:
-        if options.get("sync", settings.Q_CLUSTER.get("sync")):
-            async_task(func, *args, q_options=options)
-            return
         try:
             async_task(func, *args, q_options=options)
         except Exception as exc:  # the broker's own errors (redis.ConnectionError, ...)
+            if options.get("sync", settings.Q_CLUSTER.get("sync")):
+                raise  # an inline task's own error
             logger.error(
                 "could not queue task %s (%s: %s); the recovery sweep will queue it again",
                 task_name or func,

@@ -258,7 +258,7 @@ def export_slots_fill(*, organization_id: int, now: dt.datetime | None = None) -
     empty) is queued; one whose task was queued more than ``LOST_TASK_AFTER`` ago and has
     still not run while its slot is free was most likely lost (the Redis broker delivers at
     most once: a killed cluster takes the tasks it had fetched with it), so it is queued
-    again rather than holding its whole organization's line until the five-minute sweep.
+    again rather than holding its whole organization's line.
     A second task for a job is harmless: the claim lets one through.
     """
     with transaction.atomic():
@@ -689,7 +689,7 @@ def export_job_cancel(*, job: ExportJob, actor: Any = None, ip_address: str | No
     return job
 
 
-def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int = 300) -> dict[str, int]:
+def exports_recover(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Re-queue jobs whose worker died (lease ran out) or whose task was lost, and jobs
     waiting for a slot of their organization that is free; fail the ones out of attempts.
     Run every minute by the cluster; safe to run anywhere, any time."""
@@ -725,16 +725,9 @@ def exports_recover(*, now: dt.datetime | None = None, stale_pending_after: int 
             ExportJob.objects.filter(pk=job.pk).update(enqueued_at=now)
             enqueue(RUN_TASK, str(job.pk), task_name=f"export-{job.pk}-retry{job.attempts}")
         counts["requeued"] += 1
-    lost = ExportJob.objects.filter(
-        status=ExportStatus.PENDING, enqueued_at__lt=now - dt.timedelta(seconds=stale_pending_after)
-    )
-    for job_id in lost.values_list("pk", flat=True):
-        with transaction.atomic():
-            ExportJob.objects.filter(pk=job_id).update(enqueued_at=now)
-            enqueue(RUN_TASK, str(job_id), task_name=f"export-{job_id}-requeue")
-        counts["requeued"] += 1
-    # Jobs at the head of their organization's line with no task, or whose task seems lost:
-    # queued when a slot is free (normally the job that freed it did this already).
+    # Pending jobs with no task, or whose task seems lost (Redis delivers at most once), are
+    # queued by their organization's line as their turn comes and a slot is free (normally
+    # the job that freed it did this already); a lost task further back waits its turn.
     waiting = ExportJob.objects.filter(
         Q(enqueued_at=None) | Q(enqueued_at__lt=now - LOST_TASK_AFTER), status=ExportStatus.PENDING
     )

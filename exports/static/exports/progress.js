@@ -63,6 +63,10 @@
   function refreshLists() {
     const running = document.getElementById("ws-running-list");
     if (!running) return;
+    if (document.hidden) {  // a tab in the background asks nothing of the server
+      window.setTimeout(refreshLists, LISTS_EVERY_MS);
+      return;
+    }
     fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
       .then((response) => (response.ok ? response.text() : null))
       .then((html) => {
