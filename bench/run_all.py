@@ -8,7 +8,7 @@ same columns (``COPY … TO STDOUT`` on PostgreSQL, a cursor loop on SQLite) for
 JSONL; the same rows read raw and written by pyarrow for Parquet; XlsxWriter's
 ``constant_memory`` mode writing as many rows and columns for XLSX. "× anchor" is the
 export's time over the anchor's for as many case rows (1.0 = as fast as the anchor; the
-XlsxWriter anchor writes at most 100,000 rows). django-import-export, the
+XlsxWriter anchor writes at most 20,000 rows). django-import-export, the
 peer users would otherwise pick, exports the same cases as CSV (on at most ``--peer-rows``
 rows: it needs minutes). SQLite lives in ``var/bench.sqlite3``; PostgreSQL in the
 ``dossier_bench_<cases>`` database of ``BENCH_POSTGRES_URL`` (default the local server),

@@ -3,6 +3,7 @@ investigations dataset. Keys are stable snake_case: integrators build on them.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from cases.models import (
 from config.errors import ApplicationError
 from exports.columns_base import Column, ColumnGroup, ColumnType, IdentityMode, Sensitivity
 from exports.sql import Json, SqlBuilder
-from tagging.formatting import LIST_SEPARATOR, pseudonymise_raw
+from tagging.formatting import LIST_SEPARATOR, pseudonymiser
 from tagging.paths import parse_field_path
 from tagging.resolution import CompiledTag, compile_tags, tag_pseudonym_column
 
@@ -33,21 +34,69 @@ T = ColumnType
 MAX_INVESTIGATIONS = 10
 DEFAULT_MAX_INVESTIGATIONS = 3
 
-#: A compiled cell: reads one value from a fetched case tuple, the case's investigations
-#: (tuples, by number) and the row's investigation (the latest one, or the row's own in the
-#: investigations dataset).
-Extractor = Callable[[Sequence[Any], Sequence[Sequence[Any]], Sequence[Any] | None], Any]
-
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Where each fetched value sits in a row tuple, and the export's zone and clock."""
+    """Where each fetched value sits in a row tuple, how a case value is converted from
+    the database's, and the export's zone and clock."""
 
     case: Mapping[str, int]
     investigation: Mapping[str, int]
     zone: dt.tzinfo
     now: dt.datetime
     pseudonym_key: bytes | None = None  # the organization's, when identities are pseudonymised
+    case_convert: Mapping[int, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
+
+
+class Block:
+    """A chunk of an export's rows, column-wise: what a compiled column reads.
+
+    ``cases`` holds each row's case tuple as the database gave it (case fields, then party
+    values), ``owns`` each row's investigations of the case (converted tuples, by number),
+    ``invs`` each row's investigation (the latest one, or the row's own in the
+    investigations dataset). A case field is converted once per chunk, when a column first
+    reads it, and a datetime put in the organization's zone once.
+    """
+
+    __slots__ = ("_local", "_raw", "_values", "invs", "layout", "owns")
+
+    def __init__(
+        self,
+        layout: Layout,
+        cases: Sequence[Sequence[Any]],
+        owns: Sequence[Sequence[Sequence[Any]]],
+        invs: Sequence[Sequence[Any] | None],
+    ) -> None:
+        self.layout, self.owns, self.invs = layout, owns, invs
+        self._raw: list[tuple[Any, ...]] = list(zip(*cases, strict=True))
+        self._values: dict[int, Sequence[Any]] = {}
+        self._local: dict[int, Sequence[Any]] = {}
+
+    def case(self, i: int) -> Sequence[Any]:
+        """The i-th fetched case value of every row, as Python values."""
+        values = self._values.get(i)
+        if values is None:
+            raw, convert = self._raw[i], self.layout.case_convert.get(i)
+            values = raw if convert is None else [None if v is None else convert(v) for v in raw]
+            self._values[i] = values
+        return values
+
+    def local(self, i: int) -> Sequence[Any]:
+        """The i-th case value (an aware datetime) of every row, in the organization's zone."""
+        values = self._local.get(i)
+        if values is None:
+            zone = self.layout.zone
+            values = self._local[i] = [None if v is None else v.astimezone(zone) for v in self.case(i)]
+        return values
+
+
+#: A compiled column: its values for every row of a block, in order.
+Extractor = Callable[[Block], Sequence[Any]]
+
+
+def block_case(i: int) -> Extractor:
+    """The column of the i-th fetched case value."""
+    return lambda block: block.case(i)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +126,9 @@ class IdentitySource:
     compile: Callable[[Layout], Extractor]
     sql: Callable[[SqlBuilder, Refs], str | Json | None]
     many: bool = False
+    # The pseudonyms themselves as a SQL text, where the query can make them once per
+    # person rather than per row (the case's parties); None: from ``sql``'s raw values.
+    pseudonym_sql: Callable[[SqlBuilder, Refs, str], str] | None = None
 
 
 class Refs(Protocol):
@@ -90,13 +142,13 @@ class Refs(Protocol):
     def count(self) -> str: ...
     def value(self, expression: str) -> str: ...
     def party(self, role: str, field: str, *, many: bool) -> str: ...
+    def party_pseudonyms(self, role: str, field: str, *, many: bool, column: str) -> str: ...
     def pseudonym_pads(self) -> tuple[str, str]: ...
 
 
 def _field(name: str) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
-        i = layout.case[name]
-        return lambda case, own, inv: case[i]
+        return block_case(layout.case[name])
 
     return compile
 
@@ -105,8 +157,8 @@ def _local(name: str) -> Callable[[Layout], Extractor]:
     """An aware datetime, shown in the organization's zone."""
 
     def compile(layout: Layout) -> Extractor:
-        i, zone = layout.case[name], layout.zone
-        return lambda case, own, inv: None if case[i] is None else case[i].astimezone(zone)
+        i = layout.case[name]
+        return lambda block: block.local(i)
 
     return compile
 
@@ -114,7 +166,7 @@ def _local(name: str) -> Callable[[Layout], Extractor]:
 def _choice(name: str, labels: Mapping[str, str]) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
         i, names = layout.case[name], dict(labels)
-        return lambda case, own, inv: names.get(case[i], case[i]) if case[i] else None
+        return lambda block: [names.get(v, v) if v else None for v in block.case(i)]
 
     return compile
 
@@ -190,31 +242,33 @@ def _days(start: Any, end: Any) -> int | None:
 
 def _days_open(layout: Layout) -> Extractor:
     created, closed, now = layout.case["created_at"], layout.case["closed_at"], layout.now
-    return lambda case, own, inv: _days(case[created], case[closed] or now)
+    return lambda block: [_days(c, x or now) for c, x in zip(block.case(created), block.case(closed), strict=True)]
 
 
 def _days_to_close(layout: Layout) -> Extractor:
     created, closed = layout.case["created_at"], layout.case["closed_at"]
-    return lambda case, own, inv: _days(case[created], case[closed])
+    return lambda block: [_days(c, x) for c, x in zip(block.case(created), block.case(closed), strict=True)]
 
 
 def _overdue(layout: Layout) -> Extractor:
     due, closed, now = layout.case["due_at"], layout.case["closed_at"], layout.now
-    return lambda case, own, inv: None if case[due] is None else case[due] < (case[closed] or now)
+    return lambda block: [
+        None if d is None else d < (x or now) for d, x in zip(block.case(due), block.case(closed), strict=True)
+    ]
 
 
 def _investigation_count(layout: Layout) -> Extractor:
-    return lambda case, own, inv: len(own)
+    return lambda block: [len(own) for own in block.owns]
 
 
 def _created_month(layout: Layout) -> Extractor:
-    i, zone = layout.case["created_at"], layout.zone
-    return lambda case, own, inv: case[i].astimezone(zone).strftime("%Y-%m")
+    i = layout.case["created_at"]
+    return lambda block: [f"{d.year:04d}-{d.month:02d}" for d in block.local(i)]
 
 
 def _created_year(layout: Layout) -> Extractor:
-    i, zone = layout.case["created_at"], layout.zone
-    return lambda case, own, inv: case[i].astimezone(zone).year
+    i = layout.case["created_at"]
+    return lambda block: [d.year for d in block.local(i)]
 
 
 def party_lookup(role: str, field: str, *, many: bool) -> str:
@@ -229,14 +283,13 @@ def _party(key: str, label: str, role: str, field: str, *, many: bool = False, w
     lookup = party_lookup(role, field, many=many)
 
     def raw(layout: Layout) -> Extractor:
-        i = layout.case[lookup]
-        return lambda case, own, inv: case[i]
+        return block_case(layout.case[lookup])
 
     def shown(layout: Layout) -> Extractor:
         i = layout.case[lookup]
         if many:
-            return lambda case, own, inv: LIST_SEPARATOR.join(case[i]) or None
-        return lambda case, own, inv: case[i] or None
+            return lambda block: [LIST_SEPARATOR.join(v) or None for v in block.case(i)]
+        return lambda block: [v or None for v in block.case(i)]
 
     def raw_sql(b: SqlBuilder, refs: Refs) -> str:
         return refs.party(role, field, many=many)
@@ -245,8 +298,12 @@ def _party(key: str, label: str, role: str, field: str, *, many: bool = False, w
         at = refs.party(role, field, many=many)
         return b.text(f"array_to_string({at}, '{LIST_SEPARATOR}')" if many else at, empty_is_null=True)
 
+    def pseudonyms_sql(b: SqlBuilder, refs: Refs, name: str) -> str:
+        return refs.party_pseudonyms(role, field, many=many, column=name)
+
     column = Column(key, label, T.LIST if many else T.TEXT, ColumnGroup.CORE, width, Sensitivity.IDENTITY)
-    return ExportColumn(column, (lookup,), shown, sql=sql, identity=IdentitySource(key, raw, raw_sql, many))
+    identity = IdentitySource(key, raw, raw_sql, many, pseudonyms_sql)
+    return ExportColumn(column, (lookup,), shown, sql=sql, identity=identity)
 
 
 # "Days open" and "overdue" count to the export's generation time (``Layout.now``).
@@ -384,39 +441,38 @@ TAG_TYPES = {
 }
 
 
-def _investigation_value(field: str, labels: Mapping[str, str] | None) -> Callable[[Any], Any]:
-    """An investigation field's cell: choice labels, local datetimes, "" as missing."""
+def _investigation_cells(
+    field: str, labels: Mapping[str, str] | None, zone: dt.tzinfo
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """An investigation field's cells from its values: choice labels, local datetimes,
+    "" as missing."""
+    if field in INVESTIGATION_DATETIMES:
+        return lambda values: [None if v is None else v.astimezone(zone) for v in values]
     if labels is not None:
         names = dict(labels)
-        return lambda value: names.get(value, value) if value else None
-    return lambda value: value if value != "" else None
+        return lambda values: [names.get(v, v) if v else None for v in values]
+    return lambda values: [None if v == "" else v for v in values]
 
 
 def _nth_investigation(n: int, field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
-        i, render = layout.investigation[field], _investigation_value(field, labels)
-        if field in INVESTIGATION_DATETIMES:
-            zone = layout.zone
-            return lambda case, own, inv: None if len(own) <= n or own[n][i] is None else own[n][i].astimezone(zone)
-        return lambda case, own, inv: render(own[n][i]) if len(own) > n else None
+        i, cells = layout.investigation[field], _investigation_cells(field, labels, layout.zone)
+        return lambda block: cells([own[n][i] if len(own) > n else None for own in block.owns])
 
     return compile
 
 
 def _this_investigation(field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
-        i, render = layout.investigation[field], _investigation_value(field, labels)
-        if field in INVESTIGATION_DATETIMES:
-            zone = layout.zone
-            return lambda case, own, inv: None if inv is None or inv[i] is None else inv[i].astimezone(zone)
-        return lambda case, own, inv: None if inv is None else render(inv[i])
+        i, cells = layout.investigation[field], _investigation_cells(field, labels, layout.zone)
+        return lambda block: cells([None if inv is None else inv[i] for inv in block.invs])
 
     return compile
 
 
 def _overflow(maximum: int) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
-        return lambda case, own, inv: max(0, len(own) - maximum)
+        return lambda block: [max(0, len(own) - maximum) for own in block.owns]
 
     return compile
 
@@ -475,30 +531,34 @@ def _tag(tag: CompiledTag) -> ExportColumn:
     local = not keys and field in {"case": CASE_DATETIMES, "riu": RIU_DATETIMES}.get(entity, INVESTIGATION_DATETIMES)
     coercer = tag.coercer
 
-    def walk(value: Any) -> Any:
-        for key in keys:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(key)
-        return value
+    def values(layout: Layout) -> Extractor:
+        """The entity's stored values: the field's, or what lies at the path in its JSON."""
+        if entity == "investigation":
+            i = layout.investigation[field]
+            stored: Extractor = lambda block: [None if inv is None else inv[i] for inv in block.invs]  # noqa: E731
+        else:
+            i = layout.case[lookup]
+            stored = block_case(i)
+        if not keys:
+            return stored
+
+        def walked(block: Block) -> Sequence[Any]:
+            found = stored(block)
+            for key in keys:  # objects only, level by level
+                found = [v.get(key) if v.__class__ is dict else None for v in found]
+            return found
+
+        return walked
 
     def compile(layout: Layout) -> Extractor:
-        zone = layout.zone
-        on_case = entity != "investigation"
-        i = layout.case[lookup] if on_case else layout.investigation[field]
-
-        def cell(case: Sequence[Any], own: Sequence[Sequence[Any]], inv: Sequence[Any] | None) -> Any:
-            source = case if on_case else inv
-            if source is None:
-                return None
-            raw = source[i]
-            if keys:
-                raw = walk(raw)
-            elif local and raw is not None:
-                raw = raw.astimezone(zone)
-            return None if raw is None or raw == "" else coercer(raw)
-
-        return cell
+        raw = values(layout)
+        if local and entity != "investigation":
+            i = layout.case[lookup]
+            raw = lambda block: block.local(i)  # noqa: E731
+        elif local:
+            zone, stored = layout.zone, raw
+            raw = lambda block: [None if v is None else v.astimezone(zone) for v in stored(block)]  # noqa: E731
+        return lambda block: [None if v is None or v == "" else coercer(v) for v in raw(block)]
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
@@ -510,14 +570,7 @@ def _tag(tag: CompiledTag) -> ExportColumn:
 
     def raw(layout: Layout) -> Extractor:
         """The value as stored (the JSON value at the path), for pseudonymising."""
-        on_case = entity != "investigation"
-        i = layout.case[lookup] if on_case else layout.investigation[field]
-
-        def cell(case: Sequence[Any], own: Sequence[Sequence[Any]], inv: Sequence[Any] | None) -> Any:
-            source = case if on_case else inv
-            return None if source is None else walk(source[i]) if keys else source[i]
-
-        return cell
+        return values(layout)
 
     def raw_sql(b: SqlBuilder, refs: Refs) -> str | Json | None:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
@@ -725,17 +778,18 @@ def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
         raw, key = source.compile(layout), layout.pseudonym_key
         if key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        return lambda case, own, inv: pseudonymise_raw(raw(case, own, inv), key=key, column=name)
+        pseudonymise = pseudonymiser(key=key, column=name)
+        return lambda block: [pseudonymise(v) for v in raw(block)]
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
+        if source.pseudonym_sql is not None:
+            return b.text(source.pseudonym_sql(b, refs, name))
         raw = source.sql(b, refs)
         if raw is None:
             return None
         pads = refs.pseudonym_pads()
         if isinstance(raw, Json):
             return b.text(b.pseudonym_json(raw, pads, name))
-        if source.many:
-            return b.text(b.pseudonym_list(raw, pads, name))
         return b.text(b.pseudonym_text(raw, pads, name))
 
     column = export_column.column

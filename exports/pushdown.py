@@ -61,6 +61,7 @@ class _Refs:
         self.nth_fields: set[tuple[int, str]] = set()
         self.latest_fields: set[str] = set()
         self.party_fields: set[tuple[str, str, bool]] = set()
+        self.party_pseudonym_fields: set[tuple[str, str, bool, str]] = set()
         self.counted = False
         self.values: list[str] = []
         self._pseudonym_key = pseudonym_key
@@ -93,6 +94,11 @@ class _Refs:
     def party(self, role: str, field: str, *, many: bool) -> str:
         self.party_fields.add((role, field, many))
         return f"pt.{_quoted(party_lookup(role, field, many=many))}"
+
+    def party_pseudonyms(self, role: str, field: str, *, many: bool, column: str) -> str:
+        """The pseudonyms of the case's people: made once per party in the parties' join."""
+        self.party_pseudonym_fields.add((role, field, many, column))
+        return f"pt.{_quoted('psn:' + party_lookup(role, field, many=many))}"
 
     def pseudonym_pads(self) -> tuple[str, str]:
         """Placeholders for the HMAC's padded keys (bound once, used by every cell)."""
@@ -155,7 +161,7 @@ def export_query(
     ]
     if refs.needs_investigations:
         joins.append(_investigations_join(refs, case_table, where))
-    if refs.party_fields:
+    if refs.party_fields or refs.party_pseudonym_fields:
         joins.append(_parties_join(builder, refs, case_table, where))
     if refs.values:
         # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
@@ -222,6 +228,21 @@ def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str)
     field of the parties in a role, in the order they were recorded."""
     spaces = builder.param("".join(map(chr, WHITESPACE)))
     aggregates = []
+    normalised: dict[str, str] = {}
+    for role, field, many, column in sorted(refs.party_pseudonym_fields):
+        # Each party's pseudonym is made once, in its row, before the aggregation.
+        n = f"p.{_quoted('n:' + field)}"
+        normalised[field] = f"{builder.normalised(f'p.{_quoted(field)}')} AS {_quoted('n:' + field)}"
+        pseudonym = builder.pseudonym_of(n, refs.pseudonym_pads(), column)
+        is_role = f"p.role = {builder.param(role)}::text"
+        name = _quoted("psn:" + party_lookup(role, field, many=many))
+        if many:
+            aggregates.append(
+                f"string_agg({pseudonym}, '; ' ORDER BY p.id) FILTER (WHERE {is_role} AND {n} <> '') AS {name}"
+            )
+        else:
+            first = f"(array_agg(CASE WHEN {n} <> '' THEN {pseudonym} END ORDER BY p.id) FILTER (WHERE {is_role}))[1]"
+            aggregates.append(f"{first} AS {name}")
     for role, field, many in sorted(refs.party_fields):
         value, is_role = f"p.{_quoted(field)}", f"p.role = {builder.param(role)}::text"
         name = _quoted(party_lookup(role, field, many=many))
@@ -233,6 +254,8 @@ def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str)
         else:
             aggregates.append(f"(array_agg({value} ORDER BY p.id) FILTER (WHERE {is_role}))[1] AS {name}")
     parties = _quoted(Party._meta.db_table)
+    if normalised:
+        parties = f"(SELECT p.*, {', '.join(normalised.values())} FROM {parties} p)"
     return (
         f"LEFT JOIN (SELECT p.case_id, {', '.join(aggregates)} FROM {parties} p "
         f"WHERE p.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where}) GROUP BY p.case_id) pt "
@@ -477,10 +500,12 @@ class _Connection(threading.Thread):
             try:
                 with own.cursor() as cursor:
                     # The zone renders datetimes (to_char) as the Python path's astimezone()
-                    # does; a part's sort fits in work_mem; JIT only slows these queries.
+                    # does; a part's sort fits in work_mem; JIT only slows these queries; and
+                    # the parts are the parallelism (a parallel plan would have each of its
+                    # workers aggregate every investigation and party again).
                     cursor.execute(
                         "SELECT set_config('TimeZone', %s, false), set_config('jit', 'off', false), "
-                        "set_config('work_mem', %s, false)",
+                        "set_config('work_mem', %s, false), set_config('max_parallel_workers_per_gather', '0', false)",
                         [self.timezone, COPY_WORK_MEM],
                     )
                     while not self.stop.is_set():

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model, Q, QuerySet
+from django.db.models import Field, JSONField, Model, Q, QuerySet
 
 from cases.models import Case, Investigation, Party
-from exports.columns import ExportColumn, Layout, export_columns
+from exports.columns import Block, ExportColumn, Layout, export_columns
 from exports.columns_base import Column, IdentityMode, Sensitivity
 
 CHUNK_SIZE = 2000
@@ -59,6 +60,9 @@ def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Co
         if connection.vendor == "sqlite" and field.get_internal_type() == "DateTimeField":
             found.append((i, _sqlite_datetime))
             continue
+        if isinstance(field, JSONField) and field.decoder is None:
+            found.append((i, _json))
+            continue
         column = field.get_col(field.model._meta.db_table)
         django = [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]  # type: ignore[attr-defined]
         if django:
@@ -78,6 +82,16 @@ def _field(model: type[Model], lookup: str) -> Field[Any, Any]:
     for step in path:
         model = model._meta.get_field(step).related_model  # type: ignore[assignment]
     return model._meta.get_field(name)  # type: ignore[return-value]
+
+
+def _json(value: Any) -> Any:
+    """``JSONField.from_db_value`` without its per-value checks: text that is not JSON stays text."""
+    if value.__class__ is not str:
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _sqlite_datetime(value: Any) -> dt.datetime:
@@ -120,28 +134,33 @@ class RowPlan:
         self.needs_investigations = dataset == "investigations" or bool(inv_fields)
         self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
         self._inv_convert = converters(Investigation, self.inv_fields)
-        layout = Layout(
+        # Case values are read raw and converted column by column, when a column reads them.
+        self._case_convert = dict(converters(Case, self.case_fields))
+        self.layout = Layout(
             case={f: i for i, f in enumerate([*self.case_fields, *self.party_fields])},
             investigation={f: i for i, f in enumerate(self.inv_fields)},
             zone=zone,
             now=now.astimezone(zone),
             pseudonym_key=pseudonym_key,
+            case_convert=self._case_convert,
         )
-        self.extractors = [c.compile(layout) for c in self.export_columns]
+        self.extractors = [c.compile(self.layout) for c in self.export_columns]
 
     # --- reading --------------------------------------------------------------------------
 
     def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
         query = cases.order_by("created_at", "id").values_list(*self.case_fields)
-        convert = converters(Case, self.case_fields)
-        chunk = fetch(query[:CHUNK_SIZE], convert)
+        created = self._case_convert.get(1)
+        chunk = fetch(query[:CHUNK_SIZE], ())
         while chunk:
             last_id, last_created = chunk[-1][0], chunk[-1][1]
+            if created is not None:
+                last_created = created(last_created)
             after = Q(created_at__gt=last_created) | Q(created_at=last_created, id__gt=last_id)
             # The next chunk's query runs only when this one was written: no statement stays open.
             following = query.filter(after, created_at__gte=last_created)
             yield chunk
-            chunk = fetch(following[:CHUNK_SIZE], convert) if len(chunk) == CHUNK_SIZE else []
+            chunk = fetch(following[:CHUNK_SIZE], ()) if len(chunk) == CHUNK_SIZE else []
 
     def _with_parties(self, chunk: list[Sequence[Any]]) -> list[Sequence[Any]]:
         """The chunk's case tuples followed by their party values (one query per chunk):
@@ -150,9 +169,9 @@ class RowPlan:
             return chunk
         wanted = [tuple(f.split(":")) for f in self.party_fields]
         attributes = sorted({field for _, _, field in wanted})
-        people: dict[int, list[tuple[Any, ...]]] = {}
+        people: dict[int, list[Sequence[Any]]] = {}
         parties = Party.objects.filter(case_id__in=[case[0] for case in chunk]).order_by("case_id", "id")
-        for party in parties.values_list("case_id", "role", *attributes):
+        for party in fetch(parties.values_list("case_id", "role", *attributes), ()):
             people.setdefault(party[0], []).append(party)
         at = {field: i for i, field in enumerate(attributes, 2)}
         out: list[Sequence[Any]] = []
@@ -179,22 +198,28 @@ class RowPlan:
 
     # --- rows -----------------------------------------------------------------------------
 
-    def rows(self, cases: QuerySet[Case]) -> Iterator[list[Any]]:
+    def rows(self, cases: QuerySet[Case]) -> Iterator[Sequence[Any]]:
         """File rows, one per case (``cases``) or per investigation (``investigations``)."""
-        extractors = self.extractors
-        none: list[tuple[Any, ...]] = []
+        extractors, layout = self.extractors, self.layout
+        none: list[Sequence[Any]] = []
         per_investigation = self.dataset == "investigations"
         for chunk in self._case_chunks(cases):
             chunk = self._with_parties(chunk)
             invs = self._investigations([case[0] for case in chunk])
-            for case in chunk:
-                own = invs.get(case[0], none)
-                if per_investigation:
-                    for inv in own:
-                        yield [extract(case, own, inv) for extract in extractors]
+            if per_investigation:
+                pairs = [(case, inv) for case in chunk for inv in invs.get(case[0], none)]
+                if not pairs:
                     continue
-                latest = own[-1] if own else None
-                yield [extract(case, own, latest) for extract in extractors]
+                row_cases = [case for case, _ in pairs]
+                owns = [invs[case[0]] for case in row_cases]
+                row_invs: list[Sequence[Any] | None] = [inv for _, inv in pairs]
+            else:
+                row_cases = chunk
+                owns = [invs.get(case[0], none) for case in chunk]
+                row_invs = [own[-1] if own else None for own in owns]
+            # Column by column: each compiled column makes its values for the whole chunk.
+            block = Block(layout, row_cases, owns, row_invs)
+            yield from zip(*[extract(block) for extract in extractors], strict=True)
 
     def count(self, cases: QuerySet[Case]) -> int:
         """Rows the file will have (for progress)."""

@@ -30,7 +30,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -440,7 +440,7 @@ def export_write(
             return written
     columns = plan.columns
 
-    def rows() -> Iterator[list[Any]]:
+    def rows() -> Iterator[Sequence[Any]]:
         count = 0
         for row in plan.rows(cases):
             count += 1

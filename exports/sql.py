@@ -278,14 +278,14 @@ class SqlBuilder:
 
     # --- pseudonyms -----------------------------------------------------------------------
 
-    def _normalised(self, text: str) -> str:
+    def normalised(self, text: str) -> str:
         """``organizations.pseudonyms.pseudonym_normalise`` in SQL: trimmed of what
         ``str.isspace`` calls whitespace, lower-cased by Unicode's rules (ICU), whatever the
         database's own collation."""
         spaces = self.param("".join(map(chr, WHITESPACE)))
         return f'lower(btrim({text}, {spaces}::text) COLLATE "und-x-icu")'
 
-    def _pseudonym_of(self, normalised: str, pads: tuple[str, str], column: str) -> str:
+    def pseudonym_of(self, normalised: str, pads: tuple[str, str], column: str) -> str:
         """HMAC-SHA256 from SHA-256 (RFC 2104) over ``column:normalised``, as ``PSN-`` and
         the first 10 hex characters."""
         inner, outer = pads
@@ -296,24 +296,16 @@ class SqlBuilder:
     def pseudonym_text(self, text: str, pads: tuple[str, str], column: str) -> str:
         """The pseudonym of a text (NULL when missing or blank)."""
         return (
-            f"(SELECT {self._pseudonym_of('q.n', pads, column)} "
-            f"FROM (SELECT {self._normalised(text)} AS n) q WHERE q.n <> '')"
-        )
-
-    def pseudonym_list(self, texts: str, pads: tuple[str, str], column: str) -> str:
-        """Each non-blank text of a ``text[]`` pseudonymised, joined with ``"; "``."""
-        return (
-            f"(SELECT string_agg({self._pseudonym_of('q.n', pads, column)}, '; ' ORDER BY u.o) "
-            f"FROM unnest({texts}) WITH ORDINALITY AS u(x, o) "
-            f"CROSS JOIN LATERAL (SELECT {self._normalised('u.x')} AS n) q WHERE q.n <> '')"
+            f"(SELECT {self.pseudonym_of('q.n', pads, column)} "
+            f"FROM (SELECT {self.normalised(text)} AS n) q WHERE q.n <> '')"
         )
 
     def pseudonym_json(self, j: Json, pads: tuple[str, str], column: str) -> str:
         """A JSON value pseudonymised as ``tagging.resolution.pseudonymise_raw`` does: each
         element of an array, else the value's text (``#>> '{}'``)."""
-        element = self._normalised("(e.v #>> '{}')")
+        element = self.normalised("(e.v #>> '{}')")
         each = (
-            f"(SELECT string_agg({self._pseudonym_of('q.n', pads, column)}, '; ' ORDER BY e.o) "
+            f"(SELECT string_agg({self.pseudonym_of('q.n', pads, column)}, '; ' ORDER BY e.o) "
             f"FROM jsonb_array_elements({j.value}) WITH ORDINALITY AS e(v, o) "
             f"CROSS JOIN LATERAL (SELECT {element} AS n) q WHERE q.n <> '')"
         )

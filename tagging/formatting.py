@@ -12,7 +12,9 @@ form, so the same person gets the same pseudonym whatever the tag's data type.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -168,9 +170,25 @@ def pseudonymise_raw(value: Any, *, key: bytes, column: str) -> str | None:
     A list stands for several people: each non-null element is pseudonymised on its own
     and the pseudonyms are joined with ``"; "``. Blank values (and lists of them) are None.
     """
-    if isinstance(value, list | tuple):
-        names = (pseudonym(key=key, column=column, value=raw_text(v)) for v in value if v is not None)
-        return LIST_SEPARATOR.join(n for n in names if n) or None
+    return _pseudonymised(value, functools.partial(_pseudonym_of_text, key, column))
+
+
+def pseudonymiser(*, key: bytes, column: str, remember: int = 1 << 16) -> Callable[[Any], str | None]:
+    """``pseudonymise_raw`` for one key and column, remembering the pseudonyms of the last
+    ``remember`` texts: the same people recur across a file's cases (one HMAC per person,
+    not per cell)."""
+    one = functools.lru_cache(maxsize=remember)(functools.partial(_pseudonym_of_text, key, column))
+    return functools.partial(_pseudonymised, one=one)
+
+
+def _pseudonym_of_text(key: bytes, column: str, text: str) -> str | None:
+    return pseudonym(key=key, column=column, value=text)
+
+
+def _pseudonymised(value: Any, one: Callable[[str], str | None]) -> str | None:
     if value is None:
         return None
-    return pseudonym(key=key, column=column, value=raw_text(value))
+    if isinstance(value, list | tuple):
+        names = (one(raw_text(v)) for v in value if v is not None)
+        return LIST_SEPARATOR.join(n for n in names if n) or None
+    return one(raw_text(value))
