@@ -51,11 +51,11 @@ class Layout:
 class Block:
     """A chunk of an export's rows, column-wise: what a compiled column reads.
 
-    ``cases`` holds each row's case tuple as the database gave it (case fields, then party
-    values), ``owns`` each row's investigations of the case (converted tuples, by number),
-    ``invs`` each row's investigation (the latest one, or the row's own in the
-    investigations dataset). A case field is converted once per chunk, when a column first
-    reads it, and a datetime put in the organization's zone once.
+    ``cases`` holds each row's case tuple as the database gave it, ``more`` further case
+    values column by column (the case's parties), ``owns`` each row's investigations of the
+    case (converted tuples, by number), ``invs`` each row's investigation (the latest one,
+    or the row's own in the investigations dataset). A case value is converted once per
+    chunk, when a column first reads it, and a datetime put in the organization's zone once.
     """
 
     __slots__ = ("_local", "_raw", "_values", "invs", "layout", "owns")
@@ -66,9 +66,10 @@ class Block:
         cases: Sequence[Sequence[Any]],
         owns: Sequence[Sequence[Sequence[Any]]],
         invs: Sequence[Sequence[Any] | None],
+        more: Sequence[Sequence[Any]] = (),
     ) -> None:
         self.layout, self.owns, self.invs = layout, owns, invs
-        self._raw: list[tuple[Any, ...]] = list(zip(*cases, strict=True))
+        self._raw: list[Sequence[Any]] = [*zip(*cases, strict=True), *more]
         self._values: dict[int, Sequence[Any]] = {}
         self._local: dict[int, Sequence[Any]] = {}
 

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, JSONField, Model, Q, QuerySet
+from django.db.models import Field, JSONField, Model, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from cases.models import Case, Investigation, Party
 from exports.columns import Block, ExportColumn, Layout, export_columns
@@ -52,13 +53,16 @@ def fetch(query: QuerySet[Any], convert: Sequence[tuple[int, Converter]]) -> lis
 
 def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Converter]]:
     """(index, function) for each lookup whose raw database value needs converting: Django's
-    own converters for the field, but for datetimes on SQLite, which are parsed directly
-    (Django's generic datetime converter costs more than reading the row)."""
+    own converters for the field, but for JSON, and for datetimes and booleans on SQLite,
+    which are converted directly (Django's generic converters cost more than reading the row)."""
     found: list[tuple[int, Converter]] = []
     for i, lookup in enumerate(lookups):
         field = _field(model, lookup)
         if connection.vendor == "sqlite" and field.get_internal_type() == "DateTimeField":
             found.append((i, _sqlite_datetime))
+            continue
+        if connection.vendor == "sqlite" and field.get_internal_type() == "BooleanField":
+            found.append((i, _sqlite_boolean))
             continue
         if isinstance(field, JSONField) and field.decoder is None:
             found.append((i, _json))
@@ -68,6 +72,18 @@ def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Co
         if django:
             found.append((i, functools.partial(_apply, django, column)))
     return found
+
+
+def selected(model: type[Model], lookups: Sequence[str]) -> list[str | Cast]:
+    """What a ``values_list`` of ``lookups`` selects: on SQLite, datetimes as their stored
+    text (``converters`` parses it in C; the sqlite3 module's own converter for a datetime
+    column is a Python function per value)."""
+    if connection.vendor != "sqlite":
+        return list(lookups)
+    return [
+        Cast(lookup, TextField()) if _field(model, lookup).get_internal_type() == "DateTimeField" else lookup
+        for lookup in lookups
+    ]
 
 
 def _apply(steps: Sequence[Callable[[Any, Any, Any], Any]], column: Any, value: Any) -> Any:
@@ -94,11 +110,22 @@ def _json(value: Any) -> Any:
         return value
 
 
+_BOOLEANS = {0: False, 1: True}
+
+
+def _sqlite_boolean(value: Any) -> Any:
+    """SQLite's 0/1 as a bool (Django's converter, without its per-value overhead)."""
+    return _BOOLEANS.get(value, value)
+
+
 def _sqlite_datetime(value: Any) -> dt.datetime:
     """Django stores aware datetimes on SQLite as UTC text (``2026-03-10 09:30:00.123456``)."""
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    if value.__class__ is str:
+        try:
+            return dt.datetime.fromisoformat(value + "+00:00")  # much faster than .replace(tzinfo=)
+        except ValueError:
+            value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class RowPlan:
@@ -124,7 +151,7 @@ class RowPlan:
         )
         zone = zoneinfo.ZoneInfo(timezone)
         read = {f for c in self.export_columns for f in c.fields}
-        # Party values (``party:reporter:email``…) follow the case's own fields in a row.
+        # Party values (``party:reporter:email``…) follow the case's own fields in a block.
         self.party_fields = sorted(f for f in read if ":" in f)
         # id and created_at lead every case tuple: the keyset reads them back.
         case_fields = ["id", "created_at"]
@@ -149,7 +176,7 @@ class RowPlan:
     # --- reading --------------------------------------------------------------------------
 
     def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
-        query = cases.order_by("created_at", "id").values_list(*self.case_fields)
+        query = cases.order_by("created_at", "id").values_list(*selected(Case, self.case_fields))
         created = self._case_convert.get(1)
         chunk = fetch(query[:CHUNK_SIZE], ())
         while chunk:
@@ -162,37 +189,35 @@ class RowPlan:
             yield chunk
             chunk = fetch(following[:CHUNK_SIZE], ()) if len(chunk) == CHUNK_SIZE else []
 
-    def _with_parties(self, chunk: list[Sequence[Any]]) -> list[Sequence[Any]]:
-        """The chunk's case tuples followed by their party values (one query per chunk):
-        the first reporter's field, or the list of every non-blank field in a role."""
+    def _party_columns(self, row_cases: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """The party values of each row's case, a column per party field (one query per
+        chunk): the first reporter's field, or the list of every non-blank field in a role."""
         if not self.party_fields:
-            return chunk
+            return []
         wanted = [tuple(f.split(":")) for f in self.party_fields]
         attributes = sorted({field for _, _, field in wanted})
-        people: dict[int, list[Sequence[Any]]] = {}
-        parties = Party.objects.filter(case_id__in=[case[0] for case in chunk]).order_by("case_id", "id")
+        people: dict[int, dict[str, list[Sequence[Any]]]] = {}
+        parties = Party.objects.filter(case_id__in={case[0] for case in row_cases}).order_by("case_id", "id")
         for party in fetch(parties.values_list("case_id", "role", *attributes), ()):
-            people.setdefault(party[0], []).append(party)
+            people.setdefault(party[0], {}).setdefault(party[1], []).append(party)
+        nobody: dict[str, list[Sequence[Any]]] = {}
+        owns = [people.get(case[0], nobody) for case in row_cases]
         at = {field: i for i, field in enumerate(attributes, 2)}
-        out: list[Sequence[Any]] = []
-        for case in chunk:
-            own = people.get(case[0], [])
-            values: list[Any] = []
-            for kind, role, field in wanted:
-                i = at[field]
-                if kind == "parties":
-                    values.append([p[i] for p in own if p[1] == role and p[i].strip()])
-                else:
-                    values.append(next((p[i] for p in own if p[1] == role), None))
-            out.append((*case, *values))
-        return out
+        columns: list[list[Any]] = []
+        for kind, role, field in wanted:
+            i = at[field]
+            if kind == "parties":
+                columns.append([[p[i] for p in own.get(role, ()) if p[i].strip()] for own in owns])
+            else:
+                columns.append([own[role][0][i] if role in own else None for own in owns])
+        return columns
 
     def _investigations(self, case_ids: list[int]) -> dict[int, list[Sequence[Any]]]:
         by_case: dict[int, list[Sequence[Any]]] = {}
         if not self.needs_investigations:
             return by_case
         query = Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number")
-        for inv in fetch(query.values_list(*self.inv_fields), self._inv_convert):
+        for inv in fetch(query.values_list(*selected(Investigation, self.inv_fields)), self._inv_convert):
             by_case.setdefault(inv[0], []).append(inv)
         return by_case
 
@@ -204,7 +229,6 @@ class RowPlan:
         none: list[Sequence[Any]] = []
         per_investigation = self.dataset == "investigations"
         for chunk in self._case_chunks(cases):
-            chunk = self._with_parties(chunk)
             invs = self._investigations([case[0] for case in chunk])
             if per_investigation:
                 pairs = [(case, inv) for case in chunk for inv in invs.get(case[0], none)]
@@ -218,7 +242,7 @@ class RowPlan:
                 owns = [invs.get(case[0], none) for case in chunk]
                 row_invs = [own[-1] if own else None for own in owns]
             # Column by column: each compiled column makes its values for the whole chunk.
-            block = Block(layout, row_cases, owns, row_invs)
+            block = Block(layout, row_cases, owns, row_invs, self._party_columns(row_cases))
             yield from zip(*[extract(block) for extract in extractors], strict=True)
 
     def count(self, cases: QuerySet[Case]) -> int:
