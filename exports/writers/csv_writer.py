@@ -5,20 +5,26 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, BinaryIO
 
 from exports.columns_base import Column
-from tagging.formatting import as_text
+from tagging.formatting import NO, YES, as_text
 
 from .base import BaseWriter
 from .cells import FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text
 
-# Values whose as_text can never start with a formula character: ints and Decimals are
-# real numbers (a minus sign stays), ISO dates start with a digit, booleans read Yes/No.
-# float is left out because as_text cannot render NaN or infinities.
-_NEVER_NEUTRALISED = frozenset({int, Decimal, bool, dt.date, dt.datetime})
+# Values whose as_text can never start with a formula character, with their as_text: ints
+# and Decimals are real numbers (a minus sign stays), ISO dates start with a digit, booleans
+# read Yes/No. float is left out because as_text cannot render NaN or infinities.
+_NEVER_NEUTRALISED: dict[type, Callable[[Any], str]] = {
+    int: int.__repr__,
+    bool: lambda value: YES if value else NO,
+    Decimal: as_text,
+    dt.date: dt.date.isoformat,
+    dt.datetime: dt.datetime.isoformat,
+}
 
 
 class CsvWriter(BaseWriter):
@@ -49,8 +55,8 @@ class CsvWriter(BaseWriter):
         try:
             out = csv.writer(text, dialect="excel", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
             out.writerow([spreadsheet_text(column.label) for column in columns])
-            prefixes, quote, cell, render = FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text, as_text
-            plain = _NEVER_NEUTRALISED
+            prefixes, quote, cell = FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text
+            render = _NEVER_NEUTRALISED.get
             writerow = out.writerow
             for row in rows:
                 # The common cases inline (this loop runs once per cell); spreadsheet_text for the rest.
@@ -60,9 +66,7 @@ class CsvWriter(BaseWriter):
                         if v.__class__ is str
                         else ""
                         if v is None
-                        else render(v)
-                        if v.__class__ in plain
-                        else cell(v)
+                        else render(v.__class__, cell)(v)
                         for v in row
                     ]
                 )
