@@ -784,14 +784,14 @@ def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         if source.pseudonym_sql is not None:
-            return b.text(source.pseudonym_sql(b, refs, name))
+            return b.pseudonyms(source.pseudonym_sql(b, refs, name))
         raw = source.sql(b, refs)
         if raw is None:
             return None
         pads = refs.pseudonym_pads()
         if isinstance(raw, Json):
-            return b.text(b.pseudonym_json(raw, pads, name))
-        return b.text(b.pseudonym_text(raw, pads, name))
+            return b.pseudonyms(b.pseudonym_json(raw, pads, name))
+        return b.pseudonyms(b.pseudonym_text(raw, pads, name))
 
     column = export_column.column
     shown = replace(column, type=T.LIST if column.type == T.LIST else T.TEXT)

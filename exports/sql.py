@@ -89,6 +89,10 @@ class SqlBuilder:
         value = f"NULLIF({ref}, '')" if empty_is_null else ref
         return value if self.typed else f"coalesce(to_json({value})::text, 'null')"
 
+    def pseudonyms(self, text: str) -> str:
+        """Pseudonyms (``PSN-`` and hex, joined with ``"; "``): text that needs no care."""
+        return self.text(text)
+
     def choice(self, ref: str, labels: Mapping[str, str]) -> str:
         """The label of a known value, else the value itself; empty is missing."""
         rendered = _json_string if self.format == "jsonl" else (lambda text: text)
@@ -394,7 +398,10 @@ class XlsxSql(SqlBuilder):
         )
 
     def boolean(self, condition: str) -> str:
-        return self.text_cell(f"CASE WHEN {condition} THEN 'Yes' WHEN NOT {condition} THEN 'No' END")
+        return self.text_cell(f"CASE WHEN {condition} THEN 'Yes' WHEN NOT {condition} THEN 'No' END", plain=True)
+
+    def pseudonyms(self, text: str) -> str:
+        return self.text_cell(text, plain=True)
 
     def number(self, ref: str) -> str:
         return self.number_cell(ref)
@@ -435,19 +442,25 @@ class XlsxSql(SqlBuilder):
             f"ELSE '<c t=\"inlineStr\"><is><t>' || ({ref})::text || '</t></is></c>' END"
         )
 
-    def text_cell(self, text: str) -> str:
+    def text_cell(self, text: str, *, plain: bool = False) -> str:
         """An inline-string cell of ``text`` (computed once per row in ``text_stages``),
         made safe as ``cells.xlsx_text`` does: cleaned, neutralised, cut to Excel's limit,
         then escaped (CR and LF as character references, so that a row stays one COPY line).
 
-        Most text needs none of that: one regular expression tells, as in the writer.
+        Most text needs none of that: one regular expression tells, as in the writer; text
+        known to need none (``plain``: Yes/No, pseudonyms) skips the test.
         """
         self.texts.append(text)
         v = f'x1."t{len(self.texts)}"'
-        plain = f"octet_length({v}) <= {XLSX_PLAIN_MAX} AND {v} !~ {self.param(XLSX_CAREFUL_RE)}"
+        if plain:
+            return (
+                f"CASE WHEN {v} IS NULL OR {v} = '' THEN '<c/>' "
+                f"ELSE '<c t=\"inlineStr\"><is><t>' || {v} || '</t></is></c>' END"
+            )
+        plain_test = f"octet_length({v}) <= {XLSX_PLAIN_MAX} AND {v} !~ {self.param(XLSX_CAREFUL_RE)}"
         return (
             f"CASE WHEN {v} IS NULL OR {v} = '' THEN '<c/>' "
-            f"WHEN {plain} THEN '<c t=\"inlineStr\"><is><t>' || {v} || '</t></is></c>' "
+            f"WHEN {plain_test} THEN '<c t=\"inlineStr\"><is><t>' || {v} || '</t></is></c>' "
             f"ELSE {self._careful_cell(v)} END"
         )
 
