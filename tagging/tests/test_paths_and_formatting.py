@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from organizations.pseudonyms import PATTERN, pseudonym
-from tagging.formatting import as_text, coerce
+from tagging.formatting import as_text, coerce, pseudonymiser
 from tagging.paths import FieldPathError, compile_getter, parse_field_path
 from tagging.resolution import compile_tags, pseudonymise_raw, resolve_tags, tag_pseudonym_column
 
@@ -157,6 +157,16 @@ def test_pseudonymise_raw_takes_each_person_of_a_list_and_leaves_blanks_empty():
     # The column and the key are part of the pseudonym.
     assert pseudonymise_raw("Ana", key=KEY, column=column) != pseudonymise_raw("Ana", key=KEY, column="case.title")
     assert pseudonymise_raw("Ana", key=KEY, column=column) != pseudonymise_raw("Ana", key=b"other", column=column)
+
+
+def test_an_exports_pseudonymiser_remembers_people_and_gives_the_same_pseudonyms():
+    column = "party.subject_names"
+    pseudonymise = pseudonymiser(key=KEY, column=column, remember=2)
+    values = ["Ana", ["Ana", " ", "Bo"], "ANA ", None, "", [None, ""], 7.0, "Cy", "Ana", ["Bo", "Dee"]]
+    assert [pseudonymise(v) for v in values] == [pseudonymise_raw(v, key=KEY, column=column) for v in values]
+    # Another column's or another key's pseudonymiser does not share what this one remembers.
+    assert pseudonymiser(key=KEY, column="party.witness_names")("Ana") != pseudonymise("Ana")
+    assert pseudonymiser(key=b"other", column=column)("Ana") != pseudonymise("Ana")
 
 
 def test_compiled_tags_carry_sensitivity_and_their_pseudonym_column():
