@@ -176,7 +176,7 @@ class ParquetWriter(BaseWriter):
     extension = "parquet"
     # Rows converted to Arrow at a time: Python row objects are ~10x bigger than their
     # Arrow form, so they are converted in small batches…
-    batch_rows: ClassVar[int] = 10_000
+    batch_rows: ClassVar[int] = 5_000
     # …and written as row groups of this many rows (bigger groups read faster).
     row_group_rows: ClassVar[int] = 50_000
     compression: ClassVar[str] = "snappy"  # the default every Parquet reader supports
