@@ -1,6 +1,7 @@
-"""Reading the database fast: an export's columns compiled once into a row function over
-plain tuples, cases read in chunks with only the needed fields, and their investigations
-fetched once per chunk — never a query per row, never a dict per row.
+"""Reading the database fast: cases read in chunks with only the needed fields, their
+investigations and parties fetched once per chunk, and an export's columns compiled once
+into functions that each make a column's values for a whole chunk (``columns.Block``) —
+never a query per row, never a dict per row, never a function call per cell.
 
 Each chunk is its own short statement, keyed on the export's order ``(created_at, id)``
 (keyset pagination), never one long cursor: on SQLite a connection that holds a read
