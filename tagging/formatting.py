@@ -173,7 +173,7 @@ def pseudonymise_raw(value: Any, *, key: bytes, column: str) -> str | None:
     return _pseudonymised(value, functools.partial(_pseudonym_of_text, key, column))
 
 
-def pseudonymiser(*, key: bytes, column: str, remember: int = 1 << 16) -> Callable[[Any], str | None]:
+def pseudonymiser(*, key: bytes, column: str, remember: int = 4096) -> Callable[[Any], str | None]:
     """``pseudonymise_raw`` for one key and column, remembering the pseudonyms of the last
     ``remember`` texts: the same people recur across a file's cases (one HMAC per person,
     not per cell)."""
