@@ -119,16 +119,14 @@ class ExportColumn:
 @dataclass(frozen=True, slots=True)
 class IdentitySource:
     """Where an identity column's values come from, raw: ``compile`` reads a text, a list of
-    texts (``many``) or, for a tag, the JSON value; ``sql`` gives the same as a SQL text, a
-    ``text[]`` (``many``) or a ``Json`` (None: Python only). ``pseudonym_column`` names the
-    column in the pseudonym's HMAC (``organizations.pseudonyms``)."""
+    texts or, for a tag, the JSON value. In SQL either ``sql`` gives the same as a SQL text
+    or a ``Json`` (None: Python only), pseudonymised per row; or ``pseudonym_sql`` gives
+    the pseudonyms themselves, made once per person (the case's parties).
+    ``pseudonym_column`` names the column in the pseudonym's HMAC (``organizations.pseudonyms``)."""
 
     pseudonym_column: str
     compile: Callable[[Layout], Extractor]
-    sql: Callable[[SqlBuilder, Refs], str | Json | None]
-    many: bool = False
-    # The pseudonyms themselves as a SQL text, where the query can make them once per
-    # person rather than per row (the case's parties); None: from ``sql``'s raw values.
+    sql: Callable[[SqlBuilder, Refs], str | Json | None] | None = None
     pseudonym_sql: Callable[[SqlBuilder, Refs, str], str] | None = None
 
 
@@ -292,9 +290,6 @@ def _party(key: str, label: str, role: str, field: str, *, many: bool = False, w
             return lambda block: [LIST_SEPARATOR.join(v) or None for v in block.case(i)]
         return lambda block: [v or None for v in block.case(i)]
 
-    def raw_sql(b: SqlBuilder, refs: Refs) -> str:
-        return refs.party(role, field, many=many)
-
     def sql(b: SqlBuilder, refs: Refs) -> str:
         at = refs.party(role, field, many=many)
         return b.text(f"array_to_string({at}, '{LIST_SEPARATOR}')" if many else at, empty_is_null=True)
@@ -303,7 +298,7 @@ def _party(key: str, label: str, role: str, field: str, *, many: bool = False, w
         return refs.party_pseudonyms(role, field, many=many, column=name)
 
     column = Column(key, label, T.LIST if many else T.TEXT, ColumnGroup.CORE, width, Sensitivity.IDENTITY)
-    identity = IdentitySource(key, raw, raw_sql, many, pseudonyms_sql)
+    identity = IdentitySource(key, raw, pseudonym_sql=pseudonyms_sql)
     return ExportColumn(column, (lookup,), shown, sql=sql, identity=identity)
 
 
@@ -785,7 +780,7 @@ def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         if source.pseudonym_sql is not None:
             return b.pseudonyms(source.pseudonym_sql(b, refs, name))
-        raw = source.sql(b, refs)
+        raw = source.sql(b, refs) if source.sql is not None else None
         if raw is None:
             return None
         pads = refs.pseudonym_pads()

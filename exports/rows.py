@@ -162,23 +162,24 @@ class RowPlan:
         self.needs_investigations = dataset == "investigations" or bool(inv_fields)
         self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
         self._inv_convert = converters(Investigation, self.inv_fields)
-        # Case values are read raw and converted column by column, when a column reads them.
-        self._case_convert = dict(converters(Case, self.case_fields))
+        self._inv_select = selected(Investigation, self.inv_fields)
+        self._case_select = selected(Case, self.case_fields)
         self.layout = Layout(
             case={f: i for i, f in enumerate([*self.case_fields, *self.party_fields])},
             investigation={f: i for i, f in enumerate(self.inv_fields)},
             zone=zone,
             now=now.astimezone(zone),
             pseudonym_key=pseudonym_key,
-            case_convert=self._case_convert,
+            # Case values are read raw and converted column by column, when a column reads them.
+            case_convert=dict(converters(Case, self.case_fields)),
         )
         self.extractors = [c.compile(self.layout) for c in self.export_columns]
 
     # --- reading --------------------------------------------------------------------------
 
     def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
-        query = cases.order_by("created_at", "id").values_list(*selected(Case, self.case_fields))
-        created = self._case_convert.get(1)
+        query = cases.order_by("created_at", "id").values_list(*self._case_select)
+        created = self.layout.case_convert.get(1)
         chunk = fetch(query[:CHUNK_SIZE], ())
         while chunk:
             last_id, last_created = chunk[-1][0], chunk[-1][1]
@@ -218,7 +219,7 @@ class RowPlan:
         if not self.needs_investigations:
             return by_case
         query = Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number")
-        for inv in fetch(query.values_list(*selected(Investigation, self.inv_fields)), self._inv_convert):
+        for inv in fetch(query.values_list(*self._inv_select), self._inv_convert):
             by_case.setdefault(inv[0], []).append(inv)
         return by_case
 
