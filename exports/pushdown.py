@@ -93,12 +93,13 @@ class _Refs:
 
     def party(self, role: str, field: str, *, many: bool) -> str:
         self.party_fields.add((role, field, many))
-        return f"pt.{_quoted(party_lookup(role, field, many=many))}"
+        return f"{_party_alias(role, many)}.{_quoted(party_lookup(role, field, many=many))}"
 
     def party_pseudonyms(self, role: str, field: str, *, many: bool, column: str) -> str:
-        """The pseudonyms of the case's people: made once per party in the parties' join."""
+        """The pseudonyms of the case's people: made once per party (a list) or once per
+        case (the first party of a role) in the parties' joins."""
         self.party_pseudonym_fields.add((role, field, many, column))
-        return f"pt.{_quoted('psn:' + party_lookup(role, field, many=many))}"
+        return f"{_party_alias(role, many)}.{_quoted('psn:' + party_lookup(role, field, many=many))}"
 
     def pseudonym_pads(self) -> tuple[str, str]:
         """Placeholders for the HMAC's padded keys (bound once, used by every cell)."""
@@ -161,8 +162,7 @@ def export_query(
     ]
     if refs.needs_investigations:
         joins.append(_investigations_join(refs, case_table, where))
-    if refs.party_fields or refs.party_pseudonym_fields:
-        joins.append(_parties_join(builder, refs, case_table, where))
+    joins += _parties_joins(builder, refs, case_table, where)
     if refs.values:
         # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
         computed = ", ".join(f'{expression} AS "v{i}"' for i, expression in enumerate(refs.values, 1))
@@ -223,44 +223,63 @@ def _investigations_join(refs: _Refs, case_table: str, where: str) -> str:
     )
 
 
-def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str) -> str:
-    """One row per case: the first reporter's fields, and the lists of every non-blank
-    field of the parties in a role, in the order they were recorded."""
+def _party_alias(role: str, many: bool) -> str:
+    """The join that carries a party value: the lists of all roles, or a role's first party."""
+    return "pt" if many else _quoted(f"first:{role}")
+
+
+def _parties_joins(builder: SqlBuilder, refs: _Refs, case_table: str, where: str) -> list[str]:
+    """The case's people: one row per case with the lists of every non-blank field of the
+    parties in a role, in the order they were recorded; and per role whose first party is
+    shown, that party's fields (``DISTINCT ON``, so its pseudonyms are made once per case).
+
+    A pseudonymised list value is normalised once, in the rows of its role only (the inner
+    query's sort keeps PostgreSQL from inlining it into every aggregate that reads it), and
+    hashed once inside the aggregation."""
     spaces = builder.param("".join(map(chr, WHITESPACE)))
-    aggregates = []
-    normalised: dict[str, str] = {}
-    for role, field, many, column in sorted(refs.party_pseudonym_fields):
-        # Each party's pseudonym is made once, in its row, before the aggregation.
-        n = f"p.{_quoted('n:' + field)}"
-        normalised[field] = f"{builder.normalised(f'p.{_quoted(field)}')} AS {_quoted('n:' + field)}"
-        pseudonym = builder.pseudonym_of(n, refs.pseudonym_pads(), column)
-        is_role = f"p.role = {builder.param(role)}::text"
-        name = _quoted("psn:" + party_lookup(role, field, many=many))
-        if many:
-            aggregates.append(
-                f"string_agg({pseudonym}, '; ' ORDER BY p.id) FILTER (WHERE {is_role} AND {n} <> '') AS {name}"
-            )
-        else:
-            first = f"(array_agg(CASE WHEN {n} <> '' THEN {pseudonym} END ORDER BY p.id) FILTER (WHERE {is_role}))[1]"
-            aggregates.append(f"{first} AS {name}")
-    for role, field, many in sorted(refs.party_fields):
-        value, is_role = f"p.{_quoted(field)}", f"p.role = {builder.param(role)}::text"
-        name = _quoted(party_lookup(role, field, many=many))
-        if many:
-            aggregates.append(
-                f"array_agg({value} ORDER BY p.id) FILTER (WHERE {is_role} AND btrim({value}, {spaces}::text) <> '') "
-                f"AS {name}"
-            )
-        else:
-            aggregates.append(f"(array_agg({value} ORDER BY p.id) FILTER (WHERE {is_role}))[1] AS {name}")
     parties = _quoted(Party._meta.db_table)
-    if normalised:
-        parties = f"(SELECT p.*, {', '.join(normalised.values())} FROM {parties} p)"
-    return (
-        f"LEFT JOIN (SELECT p.case_id, {', '.join(aggregates)} FROM {parties} p "
-        f"WHERE p.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where}) GROUP BY p.case_id) pt "
-        f"ON pt.case_id = {case_table}.id"
-    )
+    of_cases = f"p.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where})"
+    firsts: dict[str, list[str]] = {}
+    inner = ["p.case_id", "p.id", "p.role"]
+    aggregates = []
+    for role, field, many, column in sorted(refs.party_pseudonym_fields):
+        name = _quoted("psn:" + party_lookup(role, field, many=many))
+        normalised = builder.normalised(f"p.{_quoted(field)}")
+        if not many:
+            pseudonym = builder.pseudonym_of(f"NULLIF({normalised}, '')", refs.pseudonym_pads(), column)
+            firsts.setdefault(role, []).append(f"{pseudonym} AS {name}")
+            continue
+        n = _quoted(f"n:{role}:{field}")
+        inner.append(f"CASE WHEN p.role = {builder.param(role)}::text THEN {normalised} END AS {n}")
+        pseudonym = builder.pseudonym_of(f"q.{n}", refs.pseudonym_pads(), column)
+        aggregates.append(f"string_agg({pseudonym}, '; ' ORDER BY q.id) FILTER (WHERE q.{n} <> '') AS {name}")
+    for role, field, many in sorted(refs.party_fields):
+        name = _quoted(party_lookup(role, field, many=many))
+        if not many:
+            firsts.setdefault(role, []).append(f"p.{_quoted(field)} AS {name}")
+            continue
+        value = f"q.{_quoted(field)}"
+        if f"p.{_quoted(field)}" not in inner:
+            inner.append(f"p.{_quoted(field)}")
+        aggregates.append(
+            f"array_agg({value} ORDER BY q.id) FILTER (WHERE q.role = {builder.param(role)}::text "
+            f"AND btrim({value}, {spaces}::text) <> '') AS {name}"
+        )
+    joins = []
+    if aggregates:
+        rows = f"SELECT {', '.join(inner)} FROM {parties} p WHERE {of_cases} ORDER BY p.case_id, p.id"
+        joins.append(
+            f"LEFT JOIN (SELECT q.case_id, {', '.join(aggregates)} FROM ({rows}) q GROUP BY q.case_id) pt "
+            f"ON pt.case_id = {case_table}.id"
+        )
+    for role, values in sorted(firsts.items()):
+        alias = _party_alias(role, many=False)
+        joins.append(
+            f"LEFT JOIN (SELECT DISTINCT ON (p.case_id) p.case_id, {', '.join(values)} FROM {parties} p "
+            f"WHERE p.role = {builder.param(role)}::text AND {of_cases} ORDER BY p.case_id, p.id) {alias} "
+            f"ON {alias}.case_id = {case_table}.id"
+        )
+    return joins
 
 
 def _icu_available() -> bool:

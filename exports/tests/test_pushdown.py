@@ -143,10 +143,13 @@ def _tags(org: Organization) -> None:
 
 
 def _parties(org: Organization, case, i: int) -> None:
-    """A reporter on most cases, up to three subjects and two witnesses, named from NAMES."""
+    """A reporter on most cases (two on some: the first one recorded is shown, blank or
+    not), up to three subjects and two witnesses, named from NAMES."""
     people = []
     if i % 5:
         people.append(("reporter", NAMES[i % len(NAMES)]))
+    if i % 3 == 1:
+        people.append(("reporter", NAMES[(i + 5) % len(NAMES)]))
     people += [("subject", NAMES[(i + k) % len(NAMES)]) for k in range(i % 4)]
     people += [("witness", NAMES[(i * 3 + k) % len(NAMES)]) for k in range(i % 3)]
     for n, (role, name) in enumerate(people):
