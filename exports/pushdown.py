@@ -21,13 +21,13 @@ import json
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from queue import Empty, SimpleQueue
 from typing import Any, BinaryIO, cast
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, QuerySet, Window
+from django.db.models import F, JSONField, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from cases.models import RIU, Case, Investigation, Party
@@ -205,20 +205,33 @@ def _named(builder: SqlBuilder, sql: str, params: Any) -> str:
 
 
 def _investigations_join(refs: _Refs, case_table: str, where: str) -> str:
-    """One row per case: the count, the n-th investigations' fields, the latest one's."""
+    """One row per case: the count, the n-th investigations' fields, the latest one's.
+
+    Each investigation is numbered in its case once (a window over the ``(case, number)``
+    index), so each value is one aggregate over the single row that holds it: no sort of
+    each case's investigations per field, as ``array_agg(… ORDER BY number)`` would do."""
+    fields = sorted({field for _, field in refs.nth_fields} | refs.latest_fields)
+
+    def one(field: str, condition: str) -> str:
+        value = f"q.{_quoted(field)}"
+        if isinstance(Investigation._meta.get_field(field), JSONField):
+            return f"(array_agg({value}) FILTER (WHERE {condition}))[1]"  # jsonb has no min()
+        return f"min({value}) FILTER (WHERE {condition})"
+
     aggregates = ["count(*) AS n"]
     aggregates += [
-        f"(array_agg(x.{_quoted(field)} ORDER BY x.number))[{n + 1:d}] AS {_quoted(f'i{n}_{field}')}"
-        for n, field in sorted(refs.nth_fields)
+        f"{one(field, f'q.rn = {n + 1:d}')} AS {_quoted(f'i{n}_{field}')}" for n, field in sorted(refs.nth_fields)
     ]
-    aggregates += [
-        f"(array_agg(x.{_quoted(field)} ORDER BY x.number DESC))[1] AS {_quoted(f'l_{field}')}"
-        for field in sorted(refs.latest_fields)
-    ]
+    aggregates += [f"{one(field, 'q.rn = q.of')} AS {_quoted(f'l_{field}')}" for field in sorted(refs.latest_fields)]
     investigations = _quoted(Investigation._meta.db_table)
+    numbered = (
+        f"SELECT x.case_id, {''.join(f'x.{_quoted(field)}, ' for field in fields)}"
+        "row_number() OVER (PARTITION BY x.case_id ORDER BY x.number) AS rn, "
+        "count(*) OVER (PARTITION BY x.case_id) AS of "
+        f"FROM {investigations} x WHERE x.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where})"
+    )
     return (
-        f"LEFT JOIN (SELECT x.case_id, {', '.join(aggregates)} FROM {investigations} x "
-        f"WHERE x.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where}) GROUP BY x.case_id) iv "
+        f"LEFT JOIN (SELECT q.case_id, {', '.join(aggregates)} FROM ({numbered}) q GROUP BY q.case_id) iv "
         f"ON iv.case_id = {case_table}.id"
     )
 
@@ -372,8 +385,8 @@ def copy_write(
             workbook_write(
                 stream=stream,
                 columns=plan.columns,
-                rows=(line.decode().rstrip("\n") for part in parts for line in part.output),
-                rows_are_xml=True,
+                rows=(),
+                xml=(block for part in parts for block in _line_blocks(part.output)),
                 about=[*(about or []), ("Rows", f"{rows:,}")],
                 limit=XlsxWriter.max_rows_per_sheet,
             )
@@ -390,6 +403,12 @@ def copy_write(
     if on_progress is not None:
         on_progress(rows)
     return rows
+
+
+def _line_blocks(file: BinaryIO) -> Iterator[bytes]:
+    """A file's whole lines, about ``BLOCK_BYTES`` at a time."""
+    while block := file.read(BLOCK_BYTES):
+        yield block + file.readline()
 
 
 def _parquet_from_parts(

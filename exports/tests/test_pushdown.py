@@ -23,6 +23,7 @@ from exports.pushdown import export_query
 from exports.rows import RowPlan
 from exports.services import ExportCancelled, export_job_create, export_job_run, exports_storage
 from exports.tests.office import needs_office, office_csv
+from exports.writers.xlsx_writer import XlsxWriter
 from organizations.models import Organization
 from organizations.tests.factories import OrganizationFactory, UserFactory
 from tagging.models import TagSlot
@@ -370,6 +371,28 @@ def test_parts_written_on_several_connections_join_in_order(settings, monkeypatc
     assert _export(org, settings, pushdown=True, columns=columns) == _export(
         org, settings, pushdown=False, columns=columns
     )
+
+
+def test_a_pushed_down_workbook_rolls_over_sheets_across_parts_as_the_python_one_does(settings, monkeypatch):
+    org = _seed()
+    # Parts of 5 rows read in blocks of ~100 bytes (a few rows each); sheets of 7 rows.
+    monkeypatch.setattr(pushdown, "PART_ROWS", 5)
+    monkeypatch.setattr(pushdown, "BLOCK_BYTES", 100)
+    monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 7)
+    columns = {"max_investigations": 1}
+    books = [
+        openpyxl.load_workbook(io.BytesIO(_export(org, settings, pushdown=p, columns=columns, fmt="xlsx")))
+        for p in (True, False)
+    ]
+    pages = -(-len(JSON_VALUES) // 7)
+    names = ["Data", *(f"Data ({n})" for n in range(2, pages + 1)), "About"]
+    assert books[0].sheetnames == books[1].sheetnames == names
+    for name in names[:-1]:
+        mine, expected = ([[c.value for c in row] for row in book[name].iter_rows()] for book in books)
+        assert mine == expected, name
+        assert books[0][name].max_row == len(mine) <= 8 and mine[0][0] == "Case reference"
+    about = [[c.value for c in row] for row in books[0]["About"].iter_rows()]
+    assert about[-1] == ["Rows", f"{len(JSON_VALUES):,}"]
 
 
 def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):

@@ -120,13 +120,12 @@ def workbook_write(
     rows: Iterable[Any],
     about: Sequence[tuple[str, str]],
     limit: int,
-    rows_are_xml: bool = False,
+    xml: Iterable[bytes] | None = None,
 ) -> None:
     """The workbook: ``rows`` as data sheets of at most ``limit`` rows, then the About sheet
-    and the package. Rows are values, or with ``rows_are_xml`` already ``<row>`` elements
-    (the SQL pushdown writes them)."""
+    and the package. Rows are values; or, with ``xml``, blocks of ``<row>`` elements the
+    SQL pushdown wrote, one per line, laid into the sheets as they are."""
     style = RowEncoder(len(columns)).encode
-    encode: Callable[[Any, int], str] = (lambda xml, number: xml) if rows_are_xml else style
     widths = [column.width for column in columns]
     header = [column.label for column in columns]
     count = 0
@@ -135,15 +134,28 @@ def workbook_write(
         try:
             sheet.row(style(header, 1, HEADER_STYLE))
             in_sheet = 0
+
+            def next_sheet() -> None:
+                nonlocal count, sheet, in_sheet
+                count += 1
+                _add_sheet(zf, sheet, count, filtered=True)
+                sheet = _SheetFile(widths, frozen=True)
+                sheet.row(style(header, 1, HEADER_STYLE))
+                in_sheet = 0
+
+            for block in xml or ():
+                while block:
+                    if in_sheet == limit:
+                        next_sheet()
+                    lines, cut = _lines_within(block, limit - in_sheet)
+                    sheet.rows_xml(block[:cut].replace(b"\n", b""), lines)
+                    in_sheet += lines
+                    block = block[cut:]
             for values in rows:
                 if in_sheet == limit:
-                    count += 1
-                    _add_sheet(zf, sheet, count, filtered=True)
-                    sheet = _SheetFile(widths, frozen=True)
-                    sheet.row(style(header, 1, HEADER_STYLE))
-                    in_sheet = 0
+                    next_sheet()
                 in_sheet += 1
-                sheet.row(encode(values, in_sheet + 1))
+                sheet.row(style(values, in_sheet + 1))
             count += 1
             _add_sheet(zf, sheet, count, filtered=True)
             sheet = _SheetFile([28, 80], frozen=False)
@@ -312,6 +324,12 @@ class _SheetFile:
         )
         self._lines: list[str] = []
 
+    def rows_xml(self, xml: bytes, count: int) -> None:
+        """``count`` rows already serialised."""
+        self._flush()
+        self.file.write(xml)
+        self.rows += count
+
     def row(self, xml: str) -> None:
         self._lines.append(xml)
         self.rows += 1
@@ -336,6 +354,17 @@ class _SheetFile:
 
     def close(self) -> None:
         self.file.close()  # deletes it
+
+
+def _lines_within(block: bytes, most: int) -> tuple[int, int]:
+    """How many of ``block``'s lines to take (at most ``most``), and where they end."""
+    lines = block.count(b"\n")
+    if lines <= most:
+        return lines, len(block)
+    cut = 0
+    for _ in range(most):
+        cut = block.index(b"\n", cut) + 1
+    return most, cut
 
 
 def _add_sheet(zf: zipfile.ZipFile, sheet: _SheetFile, index: int, *, filtered: bool) -> None:
