@@ -93,13 +93,12 @@ class _Refs:
 
     def party(self, role: str, field: str, *, many: bool) -> str:
         self.party_fields.add((role, field, many))
-        return f"{_party_alias(role, many)}.{_quoted(party_lookup(role, field, many=many))}"
+        return f"pt.{_quoted(party_lookup(role, field, many=many))}"
 
     def party_pseudonyms(self, role: str, field: str, *, many: bool, column: str) -> str:
-        """The pseudonyms of the case's people: made once per party (a list) or once per
-        case (the first party of a role) in the parties' joins."""
+        """The pseudonyms of the case's people: made once per party in the parties' join."""
         self.party_pseudonym_fields.add((role, field, many, column))
-        return f"{_party_alias(role, many)}.{_quoted('psn:' + party_lookup(role, field, many=many))}"
+        return f"pt.{_quoted('psn:' + party_lookup(role, field, many=many))}"
 
     def pseudonym_pads(self) -> tuple[str, str]:
         """Placeholders for the HMAC's padded keys (bound once, used by every cell)."""
@@ -162,7 +161,8 @@ def export_query(
     ]
     if refs.needs_investigations:
         joins.append(_investigations_join(refs, case_table, where))
-    joins += _parties_joins(builder, refs, case_table, where)
+    if refs.party_fields or refs.party_pseudonym_fields:
+        joins.append(_parties_join(builder, refs, case_table, where))
     if refs.values:
         # OFFSET 0 keeps PostgreSQL from inlining the values back into every use.
         computed = ", ".join(f'{expression} AS "v{i}"' for i, expression in enumerate(refs.values, 1))
@@ -236,63 +236,62 @@ def _investigations_join(refs: _Refs, case_table: str, where: str) -> str:
     )
 
 
-def _party_alias(role: str, many: bool) -> str:
-    """The join that carries a party value: the lists of all roles, or a role's first party."""
-    return "pt" if many else _quoted(f"first:{role}")
+def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str) -> str:
+    """One row per case: the first party's fields of a role, and the lists of every
+    non-blank field of the parties in a role, in the order they were recorded.
 
-
-def _parties_joins(builder: SqlBuilder, refs: _Refs, case_table: str, where: str) -> list[str]:
-    """The case's people: one row per case with the lists of every non-blank field of the
-    parties in a role, in the order they were recorded; and per role whose first party is
-    shown, that party's fields (``DISTINCT ON``, so its pseudonyms are made once per case).
-
-    A pseudonymised list value is normalised once, in the rows of its role only (the inner
-    query's sort keeps PostgreSQL from inlining it into every aggregate that reads it), and
-    hashed once inside the aggregation."""
+    The inner query reads the case's parties in order (its sort also keeps PostgreSQL from
+    inlining it into every aggregate that reads it) and marks each role's first party with
+    a window. A pseudonymised list value is normalised once, in the rows of its role only,
+    and hashed once inside the aggregation; a first party's, in that party's row alone."""
     spaces = builder.param("".join(map(chr, WHITESPACE)))
-    parties = _quoted(Party._meta.db_table)
-    of_cases = f"p.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where})"
-    firsts: dict[str, list[str]] = {}
     inner = ["p.case_id", "p.id", "p.role"]
     aggregates = []
+    firsts: set[str] = set()
+
+    def first(role: str) -> str:
+        """The condition that holds in the role's first party's row only."""
+        if role not in firsts:
+            firsts.add(role)
+            inner.append(
+                f"min(p.id) FILTER (WHERE p.role = {builder.param(role)}::text) "
+                f"OVER (PARTITION BY p.case_id ORDER BY p.id) AS {_quoted('first:' + role)}"
+            )
+        return f"q.id = q.{_quoted('first:' + role)}"
+
+    def read(field: str) -> str:
+        if f"p.{_quoted(field)}" not in inner:
+            inner.append(f"p.{_quoted(field)}")
+        return f"q.{_quoted(field)}"
+
     for role, field, many, column in sorted(refs.party_pseudonym_fields):
         name = _quoted("psn:" + party_lookup(role, field, many=many))
-        normalised = builder.normalised(f"p.{_quoted(field)}")
         if not many:
-            pseudonym = builder.pseudonym_of(f"NULLIF({normalised}, '')", refs.pseudonym_pads(), column)
-            firsts.setdefault(role, []).append(f"{pseudonym} AS {name}")
+            normalised = f"NULLIF({builder.normalised(read(field))}, '')"
+            pseudonym = builder.pseudonym_of(normalised, refs.pseudonym_pads(), column)
+            aggregates.append(f"min({pseudonym}) FILTER (WHERE {first(role)}) AS {name}")
             continue
-        n = _quoted(f"n:{role}:{field}")
+        n, normalised = _quoted(f"n:{role}:{field}"), builder.normalised(f"p.{_quoted(field)}")
         inner.append(f"CASE WHEN p.role = {builder.param(role)}::text THEN {normalised} END AS {n}")
         pseudonym = builder.pseudonym_of(f"q.{n}", refs.pseudonym_pads(), column)
         aggregates.append(f"string_agg({pseudonym}, '; ' ORDER BY q.id) FILTER (WHERE q.{n} <> '') AS {name}")
     for role, field, many in sorted(refs.party_fields):
-        name = _quoted(party_lookup(role, field, many=many))
+        name, value = _quoted(party_lookup(role, field, many=many)), read(field)
         if not many:
-            firsts.setdefault(role, []).append(f"p.{_quoted(field)} AS {name}")
+            aggregates.append(f"min({value}) FILTER (WHERE {first(role)}) AS {name}")
             continue
-        value = f"q.{_quoted(field)}"
-        if f"p.{_quoted(field)}" not in inner:
-            inner.append(f"p.{_quoted(field)}")
         aggregates.append(
             f"array_agg({value} ORDER BY q.id) FILTER (WHERE q.role = {builder.param(role)}::text "
             f"AND btrim({value}, {spaces}::text) <> '') AS {name}"
         )
-    joins = []
-    if aggregates:
-        rows = f"SELECT {', '.join(inner)} FROM {parties} p WHERE {of_cases} ORDER BY p.case_id, p.id"
-        joins.append(
-            f"LEFT JOIN (SELECT q.case_id, {', '.join(aggregates)} FROM ({rows}) q GROUP BY q.case_id) pt "
-            f"ON pt.case_id = {case_table}.id"
-        )
-    for role, values in sorted(firsts.items()):
-        alias = _party_alias(role, many=False)
-        joins.append(
-            f"LEFT JOIN (SELECT DISTINCT ON (p.case_id) p.case_id, {', '.join(values)} FROM {parties} p "
-            f"WHERE p.role = {builder.param(role)}::text AND {of_cases} ORDER BY p.case_id, p.id) {alias} "
-            f"ON {alias}.case_id = {case_table}.id"
-        )
-    return joins
+    rows = (
+        f"SELECT {', '.join(inner)} FROM {_quoted(Party._meta.db_table)} p "
+        f"WHERE p.case_id IN (SELECT {case_table}.id FROM {case_table} WHERE {where}) ORDER BY p.case_id, p.id"
+    )
+    return (
+        f"LEFT JOIN (SELECT q.case_id, {', '.join(aggregates)} FROM ({rows}) q GROUP BY q.case_id) pt "
+        f"ON pt.case_id = {case_table}.id"
+    )
 
 
 def _icu_available() -> bool:
