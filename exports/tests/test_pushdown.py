@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
-from cases.models import Party
+from cases.models import Case, Party
 from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
 from exports import pushdown
 from exports import sql as sql_module
@@ -365,9 +365,14 @@ def test_parts_written_on_several_connections_join_in_order(settings, monkeypatc
     settings.EXPORT_COPY_CONNECTIONS = 3
     columns = {"max_investigations": 2}
     cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    # Rows 4 to 12 created at one instant (an import): they stay in one part.
+    ids = list(cases.order_by("created_at", "id").values_list("id", flat=True))
+    instant = cases.get(pk=ids[3]).created_at
+    Case.objects.filter(pk__in=ids[3:12]).update(created_at=instant)
     bounds = pushdown._parts(cases, len(JSON_VALUES))
-    keys = list(cases.order_by("created_at", "id").values_list("created_at", "id"))
-    assert bounds == [None, *keys[5::5], None]  # rows 6, 11, 16…: 7 parts of 5
+    starts = list(cases.order_by("created_at", "id").values_list("created_at", flat=True))
+    assert starts[5] == starts[10] == instant != starts[15]
+    assert bounds == [None, instant, *starts[15::5], None]  # rows 1–3, 4–15, 16–20, 21…
     assert _export(org, settings, pushdown=True, columns=columns) == _export(
         org, settings, pushdown=False, columns=columns
     )
