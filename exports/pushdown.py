@@ -21,7 +21,7 @@ import json
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from queue import Empty, SimpleQueue
 from typing import Any, BinaryIO, cast
 
@@ -320,10 +320,11 @@ def copy_write(
     """Write a CSV, JSONL, Parquet or XLSX file through COPY; returns the row count, or
     None when the export cannot be pushed down (nothing is written then).
 
-    Files are cut into parts of ``PART_ROWS`` at ``(created_at, id)`` boundaries, read by a
-    pool of ``EXPORT_COPY_CONNECTIONS`` connections (a PostgreSQL backend each: the work is
-    the database's) into temporary files, joined in order. This thread only gathers
-    progress, so a cancel is noticed in time.
+    Files are cut into parts of about ``PART_ROWS`` rows at ``created_at`` boundaries, read
+    by a pool of ``EXPORT_COPY_CONNECTIONS`` connections (a PostgreSQL backend each: the
+    work is the database's) into temporary files. This thread lays each part into the file
+    once it and those before it are written, while the connections write the next ones,
+    and reports progress while it waits (so a cancel is noticed in time).
     Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups; XLSX
     parts are the sheets' rows, already SpreadsheetML, laid into the workbook.
     """
@@ -353,9 +354,11 @@ def copy_write(
         assert compiled is not None  # the same columns rendered above
         parts.append(_Part(compiled, format, stop))
     pool: list[_Connection] = []
+    about = [*(about or [])]
     try:
         if in_transaction:
             parts[0].run_in_transaction(timezone)
+            parts[0].done.set()
         else:
             queue: SimpleQueue[_Part] = SimpleQueue()
             for part in parts:
@@ -364,32 +367,31 @@ def copy_write(
             pool = [_Connection(queue, timezone, stop) for _ in range(min(connections, len(parts)))]
             for worker in pool:
                 worker.start()
-            while any(worker.is_alive() for worker in pool):
-                for worker in pool:
-                    worker.join(timeout=0.5)
-                if on_progress is not None:
-                    on_progress(sum(part.rows for part in parts))  # may raise: cancelled
-            for worker in pool:
-                if worker.error is not None:
-                    raise worker.error
-        for part in parts:
-            part.output.seek(0)
+        # Each part is laid into the file as soon as it and those before it are written,
+        # while the connections write the next ones.
+        done = _in_order(parts, pool, on_progress)
         if format == "parquet":
-            rows = _parquet_from_parts(plan, [part.output for part in parts], stream, timezone, about or [])
+            rows = _parquet_from_parts(plan, (part.output for part in done), stream, timezone, about)
         elif format == "xlsx":
             from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
-            rows = sum(part.rows for part in parts)
+            def blocks() -> Iterator[bytes]:
+                for part in done:
+                    yield from _line_blocks(part.output)
+                # The About sheet is written after the rows, as the Python path does.
+                about.append(("Rows", f"{sum(part.rows for part in parts):,}"))
+
             workbook_write(
                 stream=stream,
                 columns=plan.columns,
                 rows=(),
-                xml=(block for part in parts for block in _line_blocks(part.output)),
-                about=[*(about or []), ("Rows", f"{rows:,}")],
+                xml=blocks(),
+                about=about,
                 limit=XlsxWriter.max_rows_per_sheet,
             )
+            rows = sum(part.rows for part in parts)
         else:
-            for part in parts:
+            for part in done:
                 shutil.copyfileobj(part.output, stream, 1 << 20)
             rows = sum(part.rows for part in parts)
     finally:
@@ -403,6 +405,27 @@ def copy_write(
     return rows
 
 
+def _in_order(
+    parts: list[_Part], pool: list[_Connection], on_progress: Callable[[int], None] | None
+) -> Iterator[_Part]:
+    """The parts in the file's order, each once it is written (its output rewound). The
+    rows written so far are reported before each part and while waiting for it (a report
+    may raise: cancelled); a connection's error is raised."""
+    for part in parts:
+        while True:
+            if on_progress is not None:
+                on_progress(sum(p.rows for p in parts))
+            if part.done.wait(timeout=0.5):
+                break
+            for worker in pool:
+                if worker.error is not None:
+                    raise worker.error
+            if not any(worker.is_alive() for worker in pool):
+                raise RuntimeError("the export's database connections stopped before its last part")
+        part.output.seek(0)
+        yield part
+
+
 def _line_blocks(file: BinaryIO) -> Iterator[bytes]:
     """A file's whole lines, about ``BLOCK_BYTES`` at a time."""
     while block := file.read(BLOCK_BYTES):
@@ -410,7 +433,7 @@ def _line_blocks(file: BinaryIO) -> Iterator[bytes]:
 
 
 def _parquet_from_parts(
-    plan: RowPlan, parts: list[Any], stream: BinaryIO, timezone: str, about: list[tuple[str, str]]
+    plan: RowPlan, parts: Iterable[Any], stream: BinaryIO, timezone: str, about: list[tuple[str, str]]
 ) -> int:
     """Turn the parts' typed CSV into a Parquet file as the Parquet writer lays it out:
     the same schema (datetimes in the organization's zone once the first rows hold one),
@@ -499,6 +522,7 @@ class _Part:
         self.output = tempfile.TemporaryFile(dir=getattr(settings, "EXPORTS_TMP_DIR", None) or None)  # noqa: SIM115
         self.rows = 0
         self.stop = stop
+        self.done = threading.Event()  # set once its rows are all in ``output``
 
     def run_in_transaction(self, timezone: str) -> None:
         """Run on the caller's connection, in the caller's transaction (so the export sees
@@ -558,6 +582,7 @@ class _Connection(threading.Thread):
                         except Empty:
                             return
                         part.copy(cursor)
+                        part.done.set()
             finally:
                 own.close()
         except BaseException as exc:  # handed to the caller's thread
