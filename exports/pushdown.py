@@ -417,9 +417,9 @@ def _in_order(
                 on_progress(sum(p.rows for p in parts))
             if part.done.wait(timeout=0.5):
                 break
-            for worker in pool:
-                if worker.error is not None:
-                    raise worker.error
+            errors = [worker.error for worker in pool if worker.error is not None]
+            if errors:  # the cause, not a connection that stopped because of it
+                raise next((e for e in errors if not isinstance(e, ExportStopped)), errors[0])
             if not any(worker.is_alive() for worker in pool):
                 raise RuntimeError("the export's database connections stopped before its last part")
         part.output.seek(0)

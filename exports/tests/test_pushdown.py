@@ -400,6 +400,39 @@ def test_a_pushed_down_workbook_rolls_over_sheets_across_parts_as_the_python_one
     assert about[-1] == ["Rows", f"{len(JSON_VALUES):,}"]
 
 
+def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkeypatch, tmp_path):
+    org = _seed()
+    monkeypatch.setattr(pushdown, "PART_ROWS", 5)
+    settings.EXPORT_COPY_CONNECTIONS = 2
+    snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
+    plan = _plan(org, snapshot, {})
+    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    pool: list[threading.Thread] = []
+    first_copying = threading.Event()
+    start = pushdown._Connection.start
+
+    def started(self) -> None:
+        pool.append(self)
+        start(self)
+
+    def copy(part, cursor) -> None:
+        if threading.current_thread() is pool[0]:
+            first_copying.set()
+            part.stop.wait(timeout=10)  # the first connection sees the stop and stops,
+            raise pushdown.ExportStopped  # as it does between blocks...
+        first_copying.wait(timeout=10)
+        raise ValueError("disk full")  # ...because the second one failed: the cause
+
+    monkeypatch.setattr(pushdown._Connection, "start", started)
+    monkeypatch.setattr(pushdown._Part, "copy", copy)
+    before = threading.active_count()
+    with (tmp_path / "out.csv").open("wb") as out, pytest.raises(ValueError, match="disk full"):
+        pushdown.copy_write(
+            plan=plan, cases=cases, format="csv", stream=out, timezone=ZONE, now=dt.datetime.now(dt.UTC), total=35
+        )
+    assert threading.active_count() == before
+
+
 def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
     org = _seed()
     monkeypatch.setattr(pushdown, "PART_ROWS", 5)
