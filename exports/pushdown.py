@@ -382,12 +382,7 @@ def copy_write(
                 about.append(("Rows", f"{sum(part.rows for part in parts):,}"))
 
             workbook_write(
-                stream=stream,
-                columns=plan.columns,
-                rows=(),
-                xml=blocks(),
-                about=about,
-                limit=XlsxWriter.max_rows_per_sheet,
+                stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet
             )
             rows = sum(part.rows for part in parts)
         else:

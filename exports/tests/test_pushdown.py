@@ -13,6 +13,7 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
+from django.db.models import QuerySet
 
 from cases.models import Case, Party
 from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
@@ -400,13 +401,17 @@ def test_a_pushed_down_workbook_rolls_over_sheets_across_parts_as_the_python_one
     assert about[-1] == ["Rows", f"{len(JSON_VALUES):,}"]
 
 
-def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkeypatch, tmp_path):
+def _parts_of_five(settings, monkeypatch) -> tuple[RowPlan, QuerySet[Case]]:
+    """The seeded default export's plan and cases, cut into parts of 5 on two connections."""
     org = _seed()
     monkeypatch.setattr(pushdown, "PART_ROWS", 5)
     settings.EXPORT_COPY_CONNECTIONS = 2
     snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
-    plan = _plan(org, snapshot, {})
-    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    return _plan(org, snapshot, {}), cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+
+
+def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkeypatch, tmp_path):
+    plan, cases = _parts_of_five(settings, monkeypatch)
     pool: list[threading.Thread] = []
     first_copying = threading.Event()
     start = pushdown._Connection.start
@@ -434,12 +439,7 @@ def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkey
 
 
 def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
-    org = _seed()
-    monkeypatch.setattr(pushdown, "PART_ROWS", 5)
-    settings.EXPORT_COPY_CONNECTIONS = 2
-    snapshot = [t.snapshot() for t in TagSlot.objects.filter(organization=org)]
-    plan = _plan(org, snapshot, {})
-    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
+    plan, cases = _parts_of_five(settings, monkeypatch)
     before = threading.active_count()
 
     def cancelled(rows: int) -> None:

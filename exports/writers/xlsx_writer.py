@@ -117,10 +117,10 @@ def workbook_write(
     *,
     stream: BinaryIO,
     columns: Sequence[Column],
-    rows: Iterable[Any],
     about: Sequence[tuple[str, str]],
     limit: int,
-    xml: Iterable[bytes] | None = None,
+    rows: Iterable[Any] = (),
+    xml: Iterable[bytes] = (),
 ) -> None:
     """The workbook: ``rows`` as data sheets of at most ``limit`` rows, then the About sheet
     and the package. Rows are values; or, with ``xml``, blocks of ``<row>`` elements the
@@ -143,7 +143,7 @@ def workbook_write(
                 sheet.row(style(header, 1, HEADER_STYLE))
                 in_sheet = 0
 
-            for block in xml or ():
+            for block in xml:
                 while block:
                     if in_sheet == limit:
                         next_sheet()
