@@ -378,6 +378,7 @@ def copy_write(
             def blocks() -> Iterator[bytes]:
                 for part in done:
                     yield from _line_blocks(part.output)
+                    part.output.close()  # its disk space back as soon as it is laid in
                 # The About sheet is written after the rows, as the Python path does.
                 about.append(("Rows", f"{sum(part.rows for part in parts):,}"))
 
@@ -388,6 +389,7 @@ def copy_write(
         else:
             for part in done:
                 shutil.copyfileobj(part.output, stream, 1 << 20)
+                part.output.close()
             rows = sum(part.rows for part in parts)
     finally:
         stop.set()

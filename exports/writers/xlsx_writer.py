@@ -11,11 +11,15 @@ hold, neutralised against formulas, cut to Excel's 32,767-character limit; int, 
 Decimal are numbers unless Excel cannot hold them exactly (then text); dates and
 datetimes are date serials of the wall-clock time with a date format.
 
-Each sheet's rows go to a temporary file first, so that the sheet can start with its true
-``<dimension>`` (readers size the sheet from it; space for it is reserved and filled in
-when the sheet ends). The file is then added to the ZIP with ``ZipFile.write``: its size is
-known, so entries past 2 GiB get ZIP64 headers by themselves (≈ 3.5 GB of XML per million
-96-column rows). Memory stays flat; the disk needs room for one sheet's XML.
+A sheet starts with its true ``<dimension>`` (readers size the sheet from it), known only
+once its last row is written. So each sheet's rows are deflated as they come, into a
+temporary file, and the sheet's head is deflated on its own when the sheet ends: two raw
+deflate streams, the first ended by a sync flush, make one (as ``pigz`` joins its blocks),
+and the CRC-32 of the whole is combined from the two parts'. The entry is then laid into
+the ZIP with its sizes known, so entries past 4 GiB get ZIP64 headers (≈ 3.5 GB of XML
+per million 96-column rows). Deflating as rows come lets the pushdown's database
+connections write the next parts meanwhile; memory stays flat, and the disk holds one
+sheet's compressed XML (about a ninth of it), never the XML itself.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import shutil
 import tempfile
+import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import IO, Any, BinaryIO, ClassVar
@@ -54,8 +61,6 @@ SECONDS_PER_DAY = 86_400
 # Deflate level: 1 is several times faster than the default 6 on sheet XML, for files
 # about a quarter larger.
 COMPRESS_LEVEL = 1
-# Room kept at the top of a sheet for its <dimension> (the longest is "A1:XFD1048576").
-DIMENSION_ROOM = 40
 
 # XML readers turn a raw CR into LF: a CR in text is written as a character reference.
 CR = {"\r": "&#13;"}
@@ -299,13 +304,13 @@ def _number_as_text(ref: str, value: Any) -> str:
 
 
 class _SheetFile:
-    """One sheet's XML in a temporary file: head (dimension reserved), rows, then the tail."""
+    """One sheet's XML: its rows deflated as they come into a temporary file; its head (with
+    the dimension) and tail added when it ends."""
 
     def __init__(self, widths: Sequence[int], *, frozen: bool) -> None:
-        self.file: IO[bytes] = tempfile.NamedTemporaryFile(prefix="dossier-sheet-", suffix=".xml")  # noqa: SIM115
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="dossier-sheet-")  # noqa: SIM115
         self.width = len(widths)
         self.rows = 0
-        self.frozen = frozen
         cols = "".join(
             f'<col min="{i}" max="{i}" width="{width}" customWidth="1"/>' for i, width in enumerate(widths, 1)
         )
@@ -315,19 +320,20 @@ class _SheetFile:
             if frozen
             else '<selection activeCell="A1" sqref="A1"/>'
         )
-        self.file.write(f"{XML_HEAD}<worksheet {NS} {NS_R}>".encode())
-        self.dimension_at = self.file.tell()
-        self.file.write(b" " * DIMENSION_ROOM)
-        self.file.write(
+        self._head = (
+            f"{XML_HEAD}<worksheet {NS} {NS_R}>",
             f'<sheetViews><sheetView workbookViewId="0">{pane}</sheetView></sheetViews>'
-            f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>'.encode()
+            f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>',
         )
+        self._deflate = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._crc = 0
+        self._size = 0
         self._lines: list[str] = []
 
     def rows_xml(self, xml: bytes, count: int) -> None:
         """``count`` rows already serialised."""
         self._flush()
-        self.file.write(xml)
+        self._write(xml)
         self.rows += count
 
     def row(self, xml: str) -> None:
@@ -337,23 +343,110 @@ class _SheetFile:
             self._flush()
 
     def _flush(self) -> None:
-        self.file.write("".join(self._lines).encode())
-        self._lines = []
+        if self._lines:
+            self._write("".join(self._lines).encode())
+            self._lines = []
 
-    def finish(self, *, filtered: bool) -> str:
-        """Close the XML (with the autofilter over the header and rows) and set the
-        dimension; returns the file's path."""
+    def _write(self, xml: bytes) -> None:
+        self._crc = zlib.crc32(xml, self._crc)
+        self._size += len(xml)
+        self.file.write(self._deflate.compress(xml))
+
+    def add_to(self, zf: zipfile.ZipFile, name: str, *, filtered: bool) -> None:
+        """Close the XML (with the autofilter over the header and rows), put the dimension
+        in its head, and add the sheet to the ZIP as ``name``."""
         self._flush()
         last = f"{get_column_letter(max(self.width, 1))}{max(self.rows, 1)}"
         tail = f'<autoFilter ref="A1:{last}"/>' if filtered and self.width else ""
-        self.file.write(f"</sheetData>{tail}</worksheet>".encode())
-        self.file.seek(self.dimension_at)
-        self.file.write(f'<dimension ref="A1:{last}"/>'.ljust(DIMENSION_ROOM).encode())
-        self.file.flush()
-        return self.file.name
+        self._write(f"</sheetData>{tail}</worksheet>".encode())
+        self.file.write(self._deflate.flush())
+        head = f'{self._head[0]}<dimension ref="A1:{last}"/>{self._head[1]}'.encode()
+        deflate = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        # A sync flush ends the head on a byte boundary without ending the stream.
+        head_deflated = deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        body_deflated = self.file.tell()
+        self.file.seek(0)
+        _add_deflated(
+            zf,
+            name,
+            head_deflated,
+            self.file,
+            size=len(head) + self._size,
+            compressed=len(head_deflated) + body_deflated,
+            crc=crc32_combine(zlib.crc32(head), self._crc, self._size),
+        )
 
     def close(self) -> None:
         self.file.close()  # deletes it
+
+
+def _add_deflated(
+    zf: zipfile.ZipFile, name: str, head: bytes, body: IO[bytes], *, size: int, compressed: int, crc: int
+) -> None:
+    """Add an entry whose data is already deflated (``head`` then ``body``), as
+    ``ZipFile.mkdir`` adds one: ``zipfile`` has no public way to take compressed data, so
+    this uses the attributes its own methods use (CPython 3.11-3.13). The sizes are known,
+    so the local header carries them (ZIP64 when past the limit) and needs no descriptor."""
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o600 << 16
+    info.file_size, info.compress_size, info.CRC = size, compressed, crc
+    zip64 = size > zipfile.ZIP64_LIMIT or compressed > zipfile.ZIP64_LIMIT
+    out = zf.fp
+    if out is None:
+        raise ValueError("the workbook's ZIP is already closed")
+    internals: Any = zf  # the private attributes ZipFile.mkdir uses
+    with internals._lock:
+        if internals._seekable:
+            out.seek(internals.start_dir)
+        info.header_offset = out.tell()
+        internals._writecheck(info)
+        internals._didModify = True
+        out.write(info.FileHeader(zip64))
+        out.write(head)
+        shutil.copyfileobj(body, out, 1 << 20)
+        zf.filelist.append(info)
+        zf.NameToInfo[name] = info
+        internals.start_dir = out.tell()
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and ``len(b)`` (zlib's
+    ``crc32_combine``, which Python's ``zlib`` does not expose): ``crc1`` is carried over
+    ``len2`` zero bytes by squaring the GF(2) operator of one zero bit, then ``crc2`` added."""
+    if len2 <= 0:
+        return crc1
+    odd = [0xEDB88320, *(1 << n for n in range(31))]  # one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    while True:
+        even = _gf2_square(odd)
+        if len2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = _gf2_square(even)
+        if len2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _gf2_square(matrix: list[int]) -> list[int]:
+    return [_gf2_times(matrix, matrix[n]) for n in range(32)]
 
 
 def _lines_within(block: bytes, most: int) -> tuple[int, int]:
@@ -368,9 +461,9 @@ def _lines_within(block: bytes, most: int) -> tuple[int, int]:
 
 
 def _add_sheet(zf: zipfile.ZipFile, sheet: _SheetFile, index: int, *, filtered: bool) -> None:
-    """Add the sheet's XML as ``xl/worksheets/sheet{index}.xml`` and delete its file."""
+    """Add the sheet as ``xl/worksheets/sheet{index}.xml`` and delete its file."""
     try:
-        zf.write(sheet.finish(filtered=filtered), f"xl/worksheets/sheet{index}.xml")
+        sheet.add_to(zf, f"xl/worksheets/sheet{index}.xml", filtered=filtered)
     finally:
         sheet.close()
 
