@@ -31,9 +31,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from xml.sax.saxutils import escape
 
+from exports.writers.cells import xlsx_text
 from organizations.pseudonyms import HEX_CHARS as PSEUDONYM_HEX_CHARS
 from organizations.pseudonyms import PREFIX as PSEUDONYM_PREFIX
+from tagging.formatting import NO, YES
 
 FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r", "\n")
 TRUE_WORDS = ("true", "yes", "y", "1", "on")
@@ -348,6 +351,8 @@ EXCEL_EPOCH_SECONDS = 25_569 * 86_400  # 1899-12-30 to 1970-01-01
 EXCEL_MIN_SECONDS = 61 * 86_400  # 1900-03-01: earlier dates are written as text
 XLSX_PLAIN_MAX = 16_383  # longer text may pass Excel's 32,767 UTF-16 units
 XLSX_ROOM = 32_767 - len("… [truncated]")
+# CR and LF as character references: a row of the pushdown stays one COPY line.
+XLSX_LINE_BREAKS = {"\r": "&#13;", "\n": "&#10;"}
 MAX_EXACT_DIGITS = 15
 # The characters str.isspace() is true for (xml:space="preserve" when text starts or ends with one).
 WHITESPACE = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
@@ -377,7 +382,11 @@ class XlsxSql(SqlBuilder):
         return self.text_cell(ref)
 
     def choice(self, ref: str, labels: Mapping[str, str]) -> str:
-        return self.text_cell(super().choice(ref, labels))
+        """A known value's label cell is made here, once; any other value is text."""
+        whens = " ".join(
+            f"WHEN {ref} = {self.param(value)} THEN {self.constant_cell(label)}" for value, label in labels.items()
+        )
+        return f"CASE WHEN {ref} IS NULL OR {ref} = '' THEN '<c/>' {whens} ELSE {self.text_cell(ref)} END"
 
     def datetime(self, ref: str) -> str:
         """The serial of the local wall-clock time, with the writer's float steps (days,
@@ -398,7 +407,8 @@ class XlsxSql(SqlBuilder):
         )
 
     def boolean(self, condition: str) -> str:
-        return self.text_cell(f"CASE WHEN {condition} THEN 'Yes' WHEN NOT {condition} THEN 'No' END", plain=True)
+        yes, no = self.constant_cell(YES), self.constant_cell(NO)
+        return f"CASE WHEN {condition} THEN {yes} WHEN NOT {condition} THEN {no} ELSE '<c/>' END"
 
     def pseudonyms(self, text: str) -> str:
         return self.text_cell(text, plain=True)
@@ -432,6 +442,16 @@ class XlsxSql(SqlBuilder):
         )
 
     # --- cells ------------------------------------------------------------------------------
+
+    def constant_cell(self, text: str) -> str:
+        """The cell of a text known when the query is compiled (a label, Yes/No), made safe
+        here as the XLSX writer makes it."""
+        safe = xlsx_text(text)
+        if not safe:
+            return "'<c/>'"
+        space = ' xml:space="preserve"' if safe[0].isspace() or safe[-1].isspace() else ""
+        escaped = escape(safe, XLSX_LINE_BREAKS)
+        return self.param(f'<c t="inlineStr"><is><t{space}>{escaped}</t></is></c>')
 
     def number_cell(self, ref: str) -> str:
         """A number, or text when Excel would lose digits (more than 15 significant ones)."""

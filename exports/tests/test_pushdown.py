@@ -187,6 +187,8 @@ def _seed() -> Organization:
             subcategory=text,
             status=["new", "open", "in_review", "closed"][i % 4],
             outcome=["", "substantiated", "unsubstantiated"][i % 3],
+            # A known channel, then values with no label (an older import): text with care.
+            intake_channel=["hotline", "=legacy fax", " walk-in "][i % 3],
             assignee=assignee if i % 2 else None,
             created_at=edge + dt.timedelta(minutes=37 * i, microseconds=0 if i % 2 else 123456),
             reported_at=edge - dt.timedelta(days=i),
