@@ -28,6 +28,7 @@ other than ASCII around numbers.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -349,6 +350,7 @@ def _json_string(text: str) -> str:
 XML_ILLEGAL_RE = "[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
 EXCEL_EPOCH_SECONDS = 25_569 * 86_400  # 1899-12-30 to 1970-01-01
 EXCEL_MIN_SECONDS = 61 * 86_400  # 1900-03-01: earlier dates are written as text
+MICROSECONDS = 1_000_000  # a second's
 XLSX_PLAIN_MAX = 16_383  # longer text may pass Excel's 32,767 UTF-16 units
 XLSX_ROOM = 32_767 - len("… [truncated]")
 # CR and LF as character references: a row of the pushdown stays one COPY line.
@@ -360,6 +362,10 @@ _SPACE_CLASS = "".join(chr(c) for c in WHITESPACE if c >= 32 and c != 0x7F) + "\
 # Text that needs care: a character XML cannot hold or that must be escaped, a formula or
 # whitespace at its start, whitespace at its end.
 XLSX_CAREFUL_RE = f"[\x01-\x1f\ufffe\uffff&<>]|^[=+@{_SPACE_CLASS}-]|[{_SPACE_CLASS}]$"
+
+
+# A column reference (``"cases_case"."title"``, ``iv."i0_status"``): cheap to read twice.
+_COLUMN = re.compile(r'(?:"\w+"|\w+)\."[^"]+"')
 
 
 class XlsxSql(SqlBuilder):
@@ -390,18 +396,20 @@ class XlsxSql(SqlBuilder):
 
     def datetime(self, ref: str) -> str:
         """The serial of the local wall-clock time, with the writer's float steps (days,
-        then seconds and microseconds over 86,400); seconds since 1899-12-30 local are
-        computed once per row in ``text_stages``."""
+        then seconds and microseconds over 86,400). Microseconds since 1899-12-30 local are
+        computed once per row in ``text_stages``, as a bigint: the steps are integer
+        division and remainder (no numeric arithmetic per cell), exact, and non-negative
+        where a serial is written."""
         self.datetimes.append(ref)
         d = f'xd."d{len(self.datetimes)}"'
-        rest = f"mod({d}, 86400)"
+        day, second = 86_400 * MICROSECONDS, MICROSECONDS
         serial = (
-            f"(floor({d} / 86400)::float8 + (floor({rest})::float8 "
-            f"+ round(({rest} - floor({rest})) * 1000000)::float8 / 1000000) / 86400)"
+            f"(({d} / {day})::float8 + ((mod({d}, {day}) / {second})::float8 "
+            f"+ mod({d}, {second})::float8 / {second}) / 86400)"
         )
         return (
             # Before 1900-03-01 (never in case data): ISO text, which needs no escaping.
-            f"CASE WHEN {d} IS NULL THEN '<c/>' WHEN {d} < {EXCEL_MIN_SECONDS} "
+            f"CASE WHEN {d} IS NULL THEN '<c/>' WHEN {d} < {EXCEL_MIN_SECONDS * MICROSECONDS} "
             f"THEN '<c t=\"inlineStr\"><is><t>' || {self._iso(ref)} || '</t></is></c>' "
             f"ELSE '<c s=\"2\"><v>' || {serial}::text || '</v></c>' END"
         )
@@ -470,8 +478,11 @@ class XlsxSql(SqlBuilder):
         Most text needs none of that: one regular expression tells, as in the writer; text
         known to need none (``plain``: Yes/No, pseudonyms) skips the test.
         """
-        self.texts.append(text)
-        v = f'x1."t{len(self.texts)}"'
+        if _COLUMN.fullmatch(text):
+            v = text  # a column of a row read once: nothing to compute once per row
+        else:
+            self.texts.append(text)
+            v = f'x1."t{len(self.texts)}"'
         if plain:
             return (
                 f"CASE WHEN {v} IS NULL OR {v} = '' THEN '<c/>' "
@@ -508,12 +519,13 @@ class XlsxSql(SqlBuilder):
         )
 
     def text_stages(self) -> list[str]:
-        """LATERAL joins computing the datetimes' seconds and the text cells' values once
+        """LATERAL joins computing the datetimes' microseconds and the text cells' values once
         per row (PostgreSQL would otherwise evaluate an expression once per use)."""
         joins = []
         if self.datetimes:
             seconds = ", ".join(
-                f'extract(epoch FROM ({ref})::timestamp) + {EXCEL_EPOCH_SECONDS} AS "d{k}"'
+                f"(extract(epoch FROM ({ref})::timestamp) * {MICROSECONDS})::bigint "
+                f'+ {EXCEL_EPOCH_SECONDS * MICROSECONDS} AS "d{k}"'
                 for k, ref in enumerate(self.datetimes, 1)
             )
             joins.append(f"CROSS JOIN LATERAL (SELECT {seconds} OFFSET 0) xd")
