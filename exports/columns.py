@@ -208,7 +208,7 @@ def _typed_sql(
         if type_ == T.BOOLEAN:
             return b.boolean(at)
         if type_ in (T.INTEGER, T.DECIMAL):
-            return b.number(at)
+            return b.number(at, integer=type_ == T.INTEGER)
         return b.text(at, empty_is_null=empty_is_null)
 
     return sql
@@ -230,7 +230,7 @@ def _computed(
 def _days_sql(b: SqlBuilder, end: str, start: str) -> str:
     """``timedelta.days`` (floored) of ``end - start``, at least 0."""
     days = f"floor(extract(epoch FROM ({end} - {start})) / 86400)::bigint"
-    return b.number(f"CASE WHEN {days} < 0 THEN 0 ELSE {days} END")  # NULL stays NULL
+    return b.number(f"CASE WHEN {days} < 0 THEN 0 ELSE {days} END", integer=True)  # NULL stays NULL
 
 
 def _days(start: Any, end: Any) -> int | None:
@@ -381,7 +381,7 @@ CORE_COLUMNS: list[ExportColumn] = [
         (),
         _investigation_count,
         8,
-        sql=lambda b, r: b.number(r.count()),
+        sql=lambda b, r: b.number(r.count(), integer=True),
         investigation_fields=("case_id",),  # counts the case's investigations
     ),
     _computed(
@@ -400,7 +400,7 @@ CORE_COLUMNS: list[ExportColumn] = [
         ("created_at",),
         _created_year,
         8,
-        sql=lambda b, r: b.number(f"extract(year FROM {r.case('created_at')})::int"),
+        sql=lambda b, r: b.number(f"extract(year FROM {r.case('created_at')})::int", integer=True),
     ),
     # The people in the case: identity columns (pseudonymised unless revealed).
     _party("reporter_name", "Reporter name", "reporter", "full_name"),
@@ -506,7 +506,7 @@ def investigation_group_columns(max_investigations: int, include_overflow: bool)
                 (),
                 _overflow(max_investigations),
                 ("case_id",),  # counts the case's investigations
-                sql=lambda b, r: b.number(f"GREATEST({r.count()}::int - {max_investigations:d}, 0)"),
+                sql=lambda b, r: b.number(f"GREATEST({r.count()}::int - {max_investigations:d}, 0)", integer=True),
             )
         )
     return columns

@@ -123,8 +123,9 @@ class SqlBuilder:
         yes, no = ("'Yes'", "'No'") if self.csv else ("'true'", "'false'")
         return f"CASE WHEN {condition} THEN {yes} WHEN NOT {condition} THEN {no} ELSE {self._null} END"
 
-    def number(self, ref: str) -> str:
-        """An integer or a decimal: its digits (a bare JSON number)."""
+    def number(self, ref: str, *, integer: bool = False) -> str:
+        """An integer (``integer``: the SQL value is one) or a decimal: its digits (a bare
+        JSON number)."""
         if self.typed:
             return f"({ref})"
         return f"({ref})::text" if self.csv else f"coalesce(({ref})::text, 'null')"
@@ -421,8 +422,8 @@ class XlsxSql(SqlBuilder):
     def pseudonyms(self, text: str) -> str:
         return self.text_cell(text, plain=True)
 
-    def number(self, ref: str) -> str:
-        return self.number_cell(ref)
+    def number(self, ref: str, *, integer: bool = False) -> str:
+        return self.number_cell(ref, integer=integer)
 
     def tag_field(self, ref: str, kind: str | None, data_type: str) -> str | None:
         if data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
@@ -461,11 +462,16 @@ class XlsxSql(SqlBuilder):
         escaped = escape(safe, XLSX_LINE_BREAKS)
         return self.param(f'<c t="inlineStr"><is><t{space}>{escaped}</t></is></c>')
 
-    def number_cell(self, ref: str) -> str:
-        """A number, or text when Excel would lose digits (more than 15 significant ones)."""
-        digits = f"length(ltrim(replace(replace(abs({ref})::text, '.', ''), '-', ''), '0'))"
+    def number_cell(self, ref: str, *, integer: bool = False) -> str:
+        """A number, or text when Excel would lose digits (more than 15 significant ones;
+        for an integer, as the writer tests it: 10**15 or more)."""
+        if integer:
+            fits = f"abs({ref}) < {10**MAX_EXACT_DIGITS}"
+        else:
+            digits = f"length(ltrim(replace(replace(abs({ref})::text, '.', ''), '-', ''), '0'))"
+            fits = f"{digits} <= {MAX_EXACT_DIGITS}"
         return (
-            f"CASE WHEN {ref} IS NULL THEN '<c/>' WHEN {digits} <= {MAX_EXACT_DIGITS} "
+            f"CASE WHEN {ref} IS NULL THEN '<c/>' WHEN {fits} "
             f"THEN '<c><v>' || ({ref})::text || '</v></c>' "
             f"ELSE '<c t=\"inlineStr\"><is><t>' || ({ref})::text || '</t></is></c>' END"
         )
