@@ -6,11 +6,9 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import tempfile
 import tracemalloc
 import zipfile
-import zlib
 import zoneinfo
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -32,7 +30,6 @@ from exports.writers import (
     ParquetWriter,
     XlsxWriter,
     get_writer,
-    xlsx_writer,
 )
 from tagging.formatting import as_text
 
@@ -656,10 +653,3 @@ def test_xlsx_opens_in_libreoffice(tmp_path: Path) -> None:
     assert len(converted) == len(rows) + 1
     assert [line[0] for line in converted[1:]] == [row[0] for row in rows]
     assert converted[1][9] == "EMEA" and converted[3][9] == "Région Île-de-France" and converted[4][9] == "東京"
-
-
-@pytest.mark.parametrize("sizes", [(0, 0), (1, 0), (0, 1), (40, 1), (312, 70_001), (3, 2**20 + 7)])
-def test_crc32_combine_is_the_crc_of_the_joined_bytes(sizes: tuple[int, int]) -> None:
-    first, second = (os.urandom(size) for size in sizes)
-    combined = xlsx_writer.crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second))
-    assert combined == zlib.crc32(first + second)

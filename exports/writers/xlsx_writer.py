@@ -15,7 +15,7 @@ A sheet starts with its true ``<dimension>`` (readers size the sheet from it), k
 once its last row is written. So each sheet's rows are deflated as they come, into a
 temporary file, and the sheet's head is deflated on its own when the sheet ends: two raw
 deflate streams, the first ended by a sync flush, make one (as ``pigz`` joins its blocks),
-and the CRC-32 of the whole is combined from the two parts'. The entry is then laid into
+and the CRC-32 of the whole is combined from the two parts' (zlib's ``crc32_combine``). The entry is then laid into
 the ZIP with its sizes known, so entries past 4 GiB get ZIP64 headers (≈ 3.5 GB of XML
 per million 96-column rows). Deflating as rows come lets the pushdown's database
 connections write the next parts meanwhile; memory stays flat, and the disk holds one
@@ -31,13 +31,13 @@ import shutil
 import tempfile
 import time
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import IO, Any, BinaryIO, ClassVar
 from xml.sax.saxutils import escape, quoteattr
 
 from openpyxl.utils import get_column_letter
+from zlib_ng import zlib_ng as zlib  # zlib's API; deflates sheet XML ≈ 1.6× faster at level 2
 
 from exports.columns_base import Column
 from tagging.formatting import NO, YES
@@ -58,9 +58,9 @@ EXCEL_EPOCH = dt.date(1899, 12, 30)
 EXCEL_EPOCH_ORDINAL = EXCEL_EPOCH.toordinal()
 MIN_EXCEL_DATE = dt.date(1900, 3, 1)
 SECONDS_PER_DAY = 86_400
-# Deflate level: 1 is several times faster than the default 6 on sheet XML, for files
-# about a quarter larger.
-COMPRESS_LEVEL = 1
+# Deflate level of the sheets (zlib-ng's): 2 deflates sheet XML at ≈ 420 MB/s here to about
+# a sixth (stdlib zlib's level 1: ≈ 255 MB/s, a little larger; zlib-ng's 1: a fifth).
+COMPRESS_LEVEL = 2
 
 # XML readers turn a raw CR into LF: a CR in text is written as a character reference.
 CR = {"\r": "&#13;"}
@@ -373,7 +373,7 @@ class _SheetFile:
             self.file,
             size=len(head) + self._size,
             compressed=len(head_deflated) + body_deflated,
-            crc=crc32_combine(zlib.crc32(head), self._crc, self._size),
+            crc=zlib.crc32_combine(zlib.crc32(head), self._crc, self._size),
         )
 
     def close(self) -> None:
@@ -408,45 +408,6 @@ def _add_deflated(
         zf.filelist.append(info)
         zf.NameToInfo[name] = info
         internals.start_dir = out.tell()
-
-
-def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
-    """The CRC-32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and ``len(b)`` (zlib's
-    ``crc32_combine``, which Python's ``zlib`` does not expose): ``crc1`` is carried over
-    ``len2`` zero bytes by squaring the GF(2) operator of one zero bit, then ``crc2`` added."""
-    if len2 <= 0:
-        return crc1
-    odd = [0xEDB88320, *(1 << n for n in range(31))]  # one zero bit
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four zero bits
-    while True:
-        even = _gf2_square(odd)
-        if len2 & 1:
-            crc1 = _gf2_times(even, crc1)
-        len2 >>= 1
-        if not len2:
-            break
-        odd = _gf2_square(even)
-        if len2 & 1:
-            crc1 = _gf2_times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
-    return crc1 ^ crc2
-
-
-def _gf2_times(matrix: list[int], vector: int) -> int:
-    total, row = 0, 0
-    while vector:
-        if vector & 1:
-            total ^= matrix[row]
-        vector >>= 1
-        row += 1
-    return total
-
-
-def _gf2_square(matrix: list[int]) -> list[int]:
-    return [_gf2_times(matrix, matrix[n]) for n in range(32)]
 
 
 def _lines_within(block: bytes, most: int) -> tuple[int, int]:
