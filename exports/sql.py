@@ -32,9 +32,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from xml.sax.saxutils import escape
 
-from exports.writers.cells import xlsx_text
+from exports.writers.cells import XLSX_CR, xlsx_string_cell
 from organizations.pseudonyms import HEX_CHARS as PSEUDONYM_HEX_CHARS
 from organizations.pseudonyms import PREFIX as PSEUDONYM_PREFIX
 from tagging.formatting import NO, YES
@@ -355,7 +354,7 @@ MICROSECONDS = 1_000_000  # a second's
 XLSX_PLAIN_MAX = 16_383  # longer text may pass Excel's 32,767 UTF-16 units
 XLSX_ROOM = 32_767 - len("… [truncated]")
 # CR and LF as character references: a row of the pushdown stays one COPY line.
-XLSX_LINE_BREAKS = {"\r": "&#13;", "\n": "&#10;"}
+XLSX_LINE_BREAKS = {**XLSX_CR, "\n": "&#10;"}
 MAX_EXACT_DIGITS = 15
 # The characters str.isspace() is true for (xml:space="preserve" when text starts or ends with one).
 WHITESPACE = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
@@ -455,12 +454,8 @@ class XlsxSql(SqlBuilder):
     def constant_cell(self, text: str) -> str:
         """The cell of a text known when the query is compiled (a label, Yes/No), made safe
         here as the XLSX writer makes it."""
-        safe = xlsx_text(text)
-        if not safe:
-            return "'<c/>'"
-        space = ' xml:space="preserve"' if safe[0].isspace() or safe[-1].isspace() else ""
-        escaped = escape(safe, XLSX_LINE_BREAKS)
-        return self.param(f'<c t="inlineStr"><is><t{space}>{escaped}</t></is></c>')
+        cell = xlsx_string_cell(text, escapes=XLSX_LINE_BREAKS)
+        return self.param(cell) if cell else "'<c/>'"
 
     def number_cell(self, ref: str, *, integer: bool = False) -> str:
         """A number, or text when Excel would lose digits (more than 15 significant ones;

@@ -22,15 +22,7 @@ import pytest
 
 from exports.columns_base import Column, ColumnGroup, ColumnType
 from exports.tests.office import needs_office, office_csv
-from exports.writers import (
-    WRITERS,
-    BaseWriter,
-    CsvWriter,
-    JsonlWriter,
-    ParquetWriter,
-    XlsxWriter,
-    get_writer,
-)
+from exports.writers import WRITERS, BaseWriter, CsvWriter, JsonlWriter, ParquetWriter, XlsxWriter, get_writer
 from tagging.formatting import as_text
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -380,7 +372,7 @@ def test_xlsx_writes_zip64_entries_past_the_limit(monkeypatch: pytest.MonkeyPatc
     # Lower zipfile's 2 GiB limit so that the sheet part crosses it: the same code path as
     # a multi-gigabyte sheet, in a second.
     monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 50_000)
-    rows = make_rows(500)
+    rows = make_rows(2_500)  # more than one batch of rows deflated into the sheet
     data = write(XlsxWriter(), rows)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         sheet = archive.getinfo("xl/worksheets/sheet1.xml")

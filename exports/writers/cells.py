@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from xml.sax.saxutils import escape
 
 from tagging.formatting import as_text
 
@@ -26,6 +28,9 @@ TRUNCATION_MARKER = "… [truncated]"
 # openpyxl's ILLEGAL_CHARACTERS_RE plus what lxml refuses to serialise: lone surrogates
 # and the non-characters U+FFFE/U+FFFF. Tab, LF and CR are legal XML and kept.
 ILLEGAL_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+# XML readers turn a raw CR into LF: a CR in text is written as a character reference.
+XLSX_CR = {"\r": "&#13;"}
 
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
@@ -93,3 +98,13 @@ def xlsx_text(value: str) -> str:
     Cleaning comes first so that a control character cannot hide a leading ``=``.
     """
     return truncate_xlsx_text(neutralise(clean_xml_text(value)))
+
+
+def xlsx_string_cell(value: str, attributes: str = "", escapes: Mapping[str, str] = XLSX_CR) -> str:
+    """An inline-string ``<c>`` of ``value`` made safe (``xlsx_text``), with ``attributes``
+    (`` r="B7"``…) and ``escapes`` beyond XML's own; "" when nothing is left of the text."""
+    value = xlsx_text(value)
+    if not value:
+        return ""
+    space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
+    return f'<c{attributes} t="inlineStr"><is><t{space}>{escape(value, escapes)}</t></is></c>'

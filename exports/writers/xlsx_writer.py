@@ -15,9 +15,9 @@ A sheet starts with its true ``<dimension>`` (readers size the sheet from it), k
 once its last row is written. So each sheet's rows are deflated as they come, into a
 temporary file, and the sheet's head is deflated on its own when the sheet ends: two raw
 deflate streams, the first ended by a sync flush, make one (as ``pigz`` joins its blocks),
-and the CRC-32 of the whole is combined from the two parts' (zlib's ``crc32_combine``). The entry is then laid into
-the ZIP with its sizes known, so entries past 4 GiB get ZIP64 headers (≈ 3.5 GB of XML
-per million 96-column rows). Deflating as rows come lets the pushdown's database
+and the CRC-32 of the whole is combined from the two parts' (zlib's ``crc32_combine``).
+The entry is then laid into the ZIP with its sizes known, so entries past 4 GiB get ZIP64
+headers (≈ 3.5 GB of XML per million 96-column rows). Deflating as rows come lets the pushdown's database
 connections write the next parts meanwhile; memory stays flat, and the disk holds one
 sheet's compressed XML (about a ninth of it), never the XML itself.
 """
@@ -43,7 +43,7 @@ from exports.columns_base import Column
 from tagging.formatting import NO, YES
 
 from .base import BaseWriter
-from .cells import text, xlsx_text
+from .cells import XLSX_CR, text, xlsx_string_cell
 
 DATA_TITLE = "Data"
 ABOUT_TITLE = "About"
@@ -62,8 +62,6 @@ SECONDS_PER_DAY = 86_400
 # a sixth (stdlib zlib's level 1: ≈ 255 MB/s, a little larger; zlib-ng's 1: a fifth).
 COMPRESS_LEVEL = 2
 
-# XML readers turn a raw CR into LF: a CR in text is written as a character reference.
-CR = {"\r": "&#13;"}
 # Text that can go into a cell as it is: no markup or CR to escape, no character XML
 # cannot hold, no formula or whitespace at its start, short enough never to be cut.
 NEEDS_CARE = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -289,18 +287,13 @@ class RowEncoder:
 
 def _text(ref: str, value: str, style: str | None = None) -> str:
     """An inline-string cell ("" when nothing is left of the text once made safe)."""
-    value = xlsx_text(value)
-    if not value:
-        return ""
-    styled = f' s="{style}"' if style else ""
-    space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
-    return f'<c r="{ref}"{styled} t="inlineStr"><is><t{space}>{escape(value, CR)}</t></is></c>'
+    return xlsx_string_cell(value, f' r="{ref}"' + (f' s="{style}"' if style else ""))
 
 
 def _number_as_text(ref: str, value: Any) -> str:
     # A number Excel cannot hold exactly: text, but not user text, so no formula quote
     # ("-1234567890123456789" keeps its minus sign as the first character).
-    return f'<c r="{ref}" t="inlineStr"><is><t>{escape(text(value), CR)}</t></is></c>'
+    return f'<c r="{ref}" t="inlineStr"><is><t>{escape(text(value), XLSX_CR)}</t></is></c>'
 
 
 class _SheetFile:
