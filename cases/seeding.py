@@ -335,9 +335,10 @@ class _Generator:
         rng = self.rng
         span = self.days * 86400
         per_year: dict[int, int] = {}
-        for i in range(count):
-            # Slightly more cases recently: the square root skews ages towards the anchor.
-            age = int(span * (rng.random() ** 1.25))
+        # Slightly more cases recently: the power skews ages towards the anchor. Cases are
+        # written oldest first, as a live system inserts them (ids follow creation time).
+        ages = sorted((int(span * (rng.random() ** 1.25)) for _ in range(count)), reverse=True)
+        for i, age in enumerate(ages):
             created = self.anchor - dt.timedelta(seconds=age)
             reported = created - dt.timedelta(minutes=rng.randint(0, 72 * 60))
             category = rng.choices(self.cat_names, cum_weights=self.cat_weights)[0]
