@@ -140,6 +140,7 @@ class Refs(Protocol):
     def latest(self, field: str) -> str: ...
     def count(self) -> str: ...
     def value(self, expression: str) -> str: ...
+    def json(self, found: str) -> Json: ...
     def party(self, role: str, field: str, *, many: bool) -> str: ...
     def party_pseudonyms(self, role: str, field: str, *, many: bool, column: str) -> str: ...
     def pseudonym_pads(self) -> tuple[str, str]: ...
@@ -560,7 +561,7 @@ def _tag(tag: CompiledTag) -> ExportColumn:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
         if keys:
             found = b.json_at(at, keys)
-            value = Json(refs.value(found), refs.value(f"jsonb_typeof({found})"), refs.value(f"({found} #>> '{{}}')"))
+            value = refs.json(found)
             return b.tag_json(value, tag.data_type)
         return b.tag_field(at, _FIELD_KINDS[entity].get(field), tag.data_type)
 
@@ -572,7 +573,7 @@ def _tag(tag: CompiledTag) -> ExportColumn:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)
         if keys:
             found = b.json_at(at, keys)
-            return Json(refs.value(found), refs.value(f"jsonb_typeof({found})"), refs.value(f"({found} #>> '{{}}')"))
+            return refs.json(found)
         return at if _FIELD_KINDS[entity].get(field) in ("CharField", "TextField") else None
 
     sensitivity = Sensitivity(tag.sensitivity)
