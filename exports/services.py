@@ -475,6 +475,19 @@ def _write_board_report(job: ExportJob, cases: Any, stream: Any, generated: dt.d
     return int(data.total_cases)
 
 
+class _FinishedFile(File):  # type: ignore[type-arg]
+    """The finished export in its temporary file. A storage on this machine moves it into
+    place (``FileSystemStorage`` renames a file that has a temporary path, instead of
+    copying a file of gigabytes); any other storage reads it."""
+
+    def __init__(self, file: Any, *, name: str, path: Path) -> None:
+        super().__init__(file, name=name)
+        self.path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self.path)
+
+
 def _hash_file(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as handle:
@@ -533,7 +546,7 @@ def export_job_run(
         sha256, size = _hash_file(tmp_path)
         key = f"{job.organization.slug}/{job.pk}/{uuid.uuid4().hex}.{job.format}"
         with tmp_path.open("rb") as data:
-            stored_key = exports_storage().save(key, File(data, name=key))
+            stored_key = exports_storage().save(key, _FinishedFile(data, name=key, path=tmp_path))
         return db_write_retry(
             lambda: _publish(job, owner, stored_key, rows, sha256, size, generated), what=f"export {job_id} publish"
         )
