@@ -602,33 +602,21 @@ class _Connection(threading.Thread):
 def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
     """Stream COPY's CSV, ending records with CRLF as Python's csv module does.
 
-    A line feed ends a record only outside quotes; quotes inside a quoted value are
-    doubled, so the parity of the quotes seen so far tells which is which.
+    A block holds whole records (COPY sends one message per row). When it holds as many
+    line feeds as records, each ends one; otherwise a quoted value holds a line feed, and
+    only those outside quotes end records: split at the quotes (doubled inside a quoted
+    value), the even pieces are outside.
     """
-    quoted = False
     write = part.output.write
 
-    def flush(data: bytes) -> None:
-        nonlocal quoted
-        if not quoted and b'"' not in data:
-            write(data.replace(b"\n", b"\r\n"))
-            part.rows += data.count(b"\n")
-            return
-        lines = data.split(b"\n")
-        out = []
-        for line in lines[:-1]:
-            if line.count(b'"') & 1:
-                quoted = not quoted
-            out.append(line)
-            if quoted:
-                out.append(b"\n")
-            else:
-                out.append(b"\r\n")
-                part.rows += 1
-        if lines[-1].count(b'"') & 1:
-            quoted = not quoted
-        out.append(lines[-1])
-        write(b"".join(out))
+    def flush(data: bytes, rows: int) -> None:
+        out = data.replace(b"\n", b"\r\n")
+        if len(out) - len(data) != rows:
+            pieces = data.split(b'"')
+            pieces[0::2] = [piece.replace(b"\n", b"\r\n") for piece in pieces[0::2]]
+            out = b'"'.join(pieces)
+        write(out)
+        part.rows += rows
 
     _blocks(cursor, statement, params, part, flush)
 
@@ -636,16 +624,18 @@ def _copy_csv(cursor: Any, statement: str, params: dict[str, Any], part: _Part) 
 def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
     """Stream COPY's output as it is (one JSON line per row)."""
 
-    def flush(data: bytes) -> None:
+    def flush(data: bytes, rows: int) -> None:
         part.output.write(data)
-        part.rows += data.count(b"\n")
+        part.rows += rows
 
     _blocks(cursor, statement, params, part, flush)
 
 
-def _blocks(cursor: Any, statement: str, params: dict[str, Any], part: _Part, flush: Callable[[bytes], None]) -> None:
-    """COPY sends a message per row: hand them on about a megabyte at a time, and stop
-    between blocks when asked to."""
+def _blocks(
+    cursor: Any, statement: str, params: dict[str, Any], part: _Part, flush: Callable[[bytes, int], None]
+) -> None:
+    """COPY sends a message per row: hand them on with their count about a megabyte at a
+    time, and stop between blocks when asked to."""
     with cursor.copy(statement, params) as copy:
         pending: list[Any] = []
         size = 0
@@ -653,8 +643,8 @@ def _blocks(cursor: Any, statement: str, params: dict[str, Any], part: _Part, fl
             pending.append(block)
             size += len(block)
             if size >= BLOCK_BYTES:
-                flush(b"".join(pending))
+                flush(b"".join(pending), len(pending))
                 pending, size = [], 0
                 if part.stop.is_set():
                     raise ExportStopped
-        flush(b"".join(pending))
+        flush(b"".join(pending), len(pending))

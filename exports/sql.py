@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -217,15 +217,18 @@ class SqlBuilder:
             f"WHEN 'null' THEN NULL ELSE {j.value}::text END"
         )
 
-    def json_text(self, j: Json) -> str:
-        """``as_text`` of any JSON value: lists joined with ``"; "``, nulls in them left out
-        (an empty list gives NULL here where ``as_text`` gives ``""``)."""
+    def json_text(self, j: Json, cell: Callable[[str], str] = str) -> str:
+        """``cell`` of ``as_text`` of any JSON value: lists joined with ``"; "``, nulls in
+        them left out (an empty list gives NULL here where ``as_text`` gives ``""``).
+
+        A list's ``cell`` is made inside its sub-query, so that a cell reading its text
+        twice (neutralised: tested, then written) does not run the sub-query twice."""
         element = Json.of("e.v")
+        joined = f"string_agg({self.json_scalar_text(element)}, '; ' ORDER BY e.o)"
         return (
-            f"CASE WHEN {j.kind} = 'array' THEN "
-            f"(SELECT string_agg({self.json_scalar_text(element)}, '; ' ORDER BY e.o) "
+            f"CASE WHEN {j.kind} = 'array' THEN (SELECT {cell(joined)} "
             f"FROM jsonb_array_elements({j.value}) WITH ORDINALITY AS e(v, o) WHERE {element.kind} <> 'null') "
-            f"ELSE {self.json_scalar_text(j)} END"
+            f"ELSE {cell(self.json_scalar_text(j))} END"
         )
 
     def tag_json(self, j: Json, data_type: str) -> str | None:
@@ -235,11 +238,14 @@ class SqlBuilder:
             # as_text of anything is a string; of an empty list "" (an empty CSV cell).
             rendered = self._as_text_string(j)
         elif data_type == "list":
-            joined = f"NULLIF({self.json_text(j)}, '')"  # an empty list is no value
+            # An empty list is no value.
             if self.csv:
-                rendered = neutralise(joined)
+                rendered = self.json_text(j, lambda text: neutralise(f"NULLIF({text}, '')"))
             else:
-                as_list = joined if self.typed else f"coalesce(to_json({joined})::text, 'null')"
+                as_list = self.json_text(
+                    j, lambda text: f"NULLIF({text}, '')" if self.typed else f"to_json(NULLIF({text}, ''))::text"
+                )
+                as_list = as_list if self.typed else f"coalesce({as_list}, 'null')"
                 rendered = f"CASE WHEN {j.kind} = 'array' THEN {as_list} ELSE {self._as_text_string(j)} END"
         elif data_type == "number":
             rendered = self._tag_number(j)
@@ -250,10 +256,13 @@ class SqlBuilder:
         return f"CASE WHEN {empty} THEN {self._null} ELSE {rendered} END"
 
     def _as_text_string(self, j: Json) -> str:
-        """``as_text`` of any JSON value, as a string cell."""
+        """``as_text`` of any JSON value, as a string cell: a JSON string's text (most
+        values) without the other kinds' tests."""
         if self.format == "jsonl":
-            return f"to_json(coalesce({self.json_text(j)}, ''))::text"
-        return self._empty_text(self.json_text(j))
+            cell: Callable[[str], str] = lambda text: f"to_json(coalesce({text}, ''))::text"  # noqa: E731
+        else:
+            cell = self._empty_text
+        return f"CASE WHEN {j.kind} = 'string' THEN {cell(j.text)} ELSE {self.json_text(j, cell)} END"
 
     def _tag_number(self, j: Json) -> str:
         """``tagging.formatting._to_number``: numbers bare, anything else a string cell."""
