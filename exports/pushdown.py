@@ -508,8 +508,10 @@ def _parts(cases: QuerySet[Case], total: int) -> list[Bound]:
     if total <= PART_ROWS:
         return [None, None]
     starts = list(range(PART_ROWS + 1, total + 1, PART_ROWS))
-    ranked = cases.annotate(n=Window(RowNumber(), order_by=[F("created_at").asc(), F("id").asc()]))
-    keys = ranked.filter(n__in=starts).order_by("created_at", "id").values_list("created_at", flat=True)
+    # Numbered in the order of created_at alone, as its index gives them: the order among
+    # cases created at the same instant does not move a boundary.
+    ranked = cases.annotate(n=Window(RowNumber(), order_by=F("created_at").asc()))
+    keys = ranked.filter(n__in=starts).order_by("created_at").values_list("created_at", flat=True)
     return [None, *dict.fromkeys(keys), None]
 
 
