@@ -488,6 +488,49 @@ class _FinishedFile(File):  # type: ignore[type-arg]
         return str(self.path)
 
 
+class _HashingFile:
+    """``file``, hashing what is written to it as it goes: the file's SHA-256 without
+    reading it back, for writers that only append (CSV, JSONL, Parquet). A writer that
+    moves back (a ZIP rewriting a header) or uses anything else of the file leaves
+    ``sha256()`` None: the file is then hashed from disk."""
+
+    _PLAIN = frozenset({"flush", "tell", "closed", "name", "mode", "writable", "seekable", "readable", "close"})
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self._digest: Any = hashlib.sha256()
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        written = self.file.write(data)
+        if self._digest is not None:
+            self._digest.update(data)
+            self._size += memoryview(data).nbytes
+        return int(written)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = int(self.file.seek(offset, whence))
+        if position != self._size:
+            self._digest = None
+        return position
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # hasattr(…, "__fspath__") and the like: not a file of a path
+            raise AttributeError(name)
+        value = getattr(self.file, name)
+        if name in self._PLAIN or not callable(value):
+            return value
+
+        def used(*args: Any, **kwargs: Any) -> Any:  # looked up (hasattr) is not used
+            self._digest = None
+            return value(*args, **kwargs)
+
+        return used
+
+    def sha256(self) -> tuple[str, int] | None:
+        return None if self._digest is None else (self._digest.hexdigest(), self._size)
+
+
 def _hash_file(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as handle:
@@ -541,9 +584,10 @@ def export_job_run(
                 if on_total is not None:
                     on_total(count)
 
-            rows = export_write(job, handle, on_progress=progress, on_total=total, generated=generated)
+            hashing = _HashingFile(handle)
+            rows = export_write(job, hashing, on_progress=progress, on_total=total, generated=generated)
         db_write_retry(lambda: _heartbeat(job_id, owner, rows), what=f"export {job_id} progress")
-        sha256, size = _hash_file(tmp_path)
+        sha256, size = hashing.sha256() or _hash_file(tmp_path)
         key = f"{job.organization.slug}/{job.pk}/{uuid.uuid4().hex}.{job.format}"
         with tmp_path.open("rb") as data:
             stored_key = exports_storage().save(key, _FinishedFile(data, name=key, path=tmp_path))

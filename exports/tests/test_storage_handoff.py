@@ -1,10 +1,12 @@
 """The finished file reaches a local export storage moved into place, not copied byte by
-byte (an S3 storage reads it: ``tests/test_s3_storage.py``)."""
+byte (an S3 storage reads it: ``tests/test_s3_storage.py``), with the checksum and size of
+what is stored, whether they were taken while it was written or read back afterwards."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,20 +35,45 @@ def folders(settings, tmp_path):
 def test_a_local_storage_gets_the_finished_file_moved_in_with_the_usual_permissions(folders, monkeypatch):
     org, _ = org_with_cases()
     job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
-    written: dict[str, int] = {}
-    hash_file = services._hash_file
+    inodes: list[int] = []
+    named_temporary_file = tempfile.NamedTemporaryFile
 
-    def hashed(path):  # the temporary file, as it was when the export finished writing it
-        written["inode"] = os.stat(path).st_ino
-        return hash_file(path)
+    def recorded(*args, **kwargs):  # the export's temporary file
+        handle = named_temporary_file(*args, **kwargs)
+        inodes.append(os.fstat(handle.fileno()).st_ino)
+        return handle
 
-    monkeypatch.setattr(services, "_hash_file", hashed)
+    monkeypatch.setattr(services.tempfile, "NamedTemporaryFile", recorded)
     done = export_job_run(job_id=str(job.pk))
 
     assert done is not None and done.status == "completed"
     stored = Path(exports_storage().path(done.storage_key))
-    assert stored.stat().st_ino == written["inode"]  # moved, not copied
+    assert [stored.stat().st_ino] == inodes  # moved, not copied
     assert stored.stat().st_mode & 0o777 == 0o644  # FILE_UPLOAD_PERMISSIONS, not the temp file's 0o600
-    assert hashlib.sha256(stored.read_bytes()).hexdigest() == done.sha256
     assert stored.read_bytes().count(b"\r\n") == done.row_count + 1
     assert list((folders / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("dataset", "format", "hashed_as_written"),
+    [
+        ("cases", "csv", True),
+        ("cases", "jsonl", True),
+        ("cases", "parquet", True),
+        ("cases", "xlsx", False),  # the ZIP goes back to write headers: read back
+        ("board_report", "pdf", None),
+    ],
+)
+def test_the_recorded_checksum_and_size_are_the_stored_files(folders, monkeypatch, dataset, format, hashed_as_written):
+    read_back: list[Path] = []
+    hash_file = services._hash_file
+    monkeypatch.setattr(services, "_hash_file", lambda path: read_back.append(path) or hash_file(path))
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset=dataset, format=format, enqueue_run=False)
+    done = export_job_run(job_id=str(job.pk))
+
+    assert done is not None and done.status == "completed"
+    content = Path(exports_storage().path(done.storage_key)).read_bytes()
+    assert hashlib.sha256(content).hexdigest() == done.sha256 and len(content) == done.file_size_bytes > 0
+    if hashed_as_written is not None:
+        assert (read_back == []) is hashed_as_written
