@@ -531,19 +531,17 @@ class _Part:
         what that transaction sees), restoring the settings it changes for the COPY."""
         with connection.cursor() as wrapper:
             cursor = wrapper.cursor
-            cursor.execute(
-                "SELECT current_setting('TimeZone'), current_setting('jit'), current_setting('enable_memoize')"
-            )
+            # The plan settings of the part connections (see _Connection.run); the order of
+            # the aggregated parties and investigations needs a plan without parallel workers.
+            names = ("TimeZone", "jit", "enable_memoize", "max_parallel_workers_per_gather")
+            cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
             saved = cursor.fetchone()
-            set_three = (
-                "SELECT set_config('TimeZone', %s, true), set_config('jit', %s, true), "
-                "set_config('enable_memoize', %s, true)"
-            )
-            cursor.execute(set_three, [timezone, "off", "off"])
+            assign = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names)
+            cursor.execute(assign, [timezone, "off", "off", "0"])
             try:
                 self.copy(cursor)
             finally:
-                cursor.execute(set_three, list(saved))
+                cursor.execute(assign, list(saved))
 
     def copy(self, cursor: Any) -> None:
         if self.format == "csv":
@@ -573,7 +571,8 @@ class _Connection(threading.Thread):
                     # The zone renders datetimes (to_char) as the Python path's astimezone()
                     # does; a part's sort fits in work_mem; JIT only slows these queries; the
                     # parts are the parallelism (a parallel plan would have each of its
-                    # workers aggregate every investigation and party again); and a part's
+                    # workers aggregate every investigation and party again, and could
+                    # hand the aggregates their rows out of order); and a part's
                     # investigations, parties and RIUs are looked up by its cases, not read
                     # whole for each part (the default random_page_cost, made for spinning
                     # disks, has PostgreSQL scan the 3.6M parties of 1M cases 40 times).
