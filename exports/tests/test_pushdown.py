@@ -490,3 +490,51 @@ def test_a_pushed_down_workbook_opens_in_libreoffice_as_the_python_one_does(sett
 
 def test_the_whitespace_list_is_what_python_calls_whitespace():
     assert [c for c in range(0x110000) if chr(c).isspace()] == sql_module.WHITESPACE
+
+
+def test_an_export_inside_a_transaction_plans_as_the_part_connections_and_restores_the_settings(
+    settings, monkeypatch, tmp_path
+):
+    """Inside a caller's transaction the file is one part on the caller's connection: the
+    same bytes, planned with the part connections' settings, which are put back after."""
+    from django.db import connection, transaction
+
+    plan, cases = _parts_of_five(settings, monkeypatch)
+    names = ("TimeZone", "jit", "enable_memoize", "max_parallel_workers_per_gather")
+
+    def current() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
+            return cursor.fetchone()
+
+    seen: list[tuple] = []
+    copy = pushdown._Part.copy
+
+    def copying(part, cursor) -> None:
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
+        seen.append(cursor.fetchone())
+        copy(part, cursor)
+
+    def written(path) -> bytes:
+        with path.open("wb") as out:
+            pushdown.copy_write(
+                plan=plan,
+                cases=cases,
+                format="csv",
+                stream=out,
+                timezone=ZONE,
+                now=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+                total=35,
+            )
+        return path.read_bytes()
+
+    in_parts = written(tmp_path / "parts.csv")
+    monkeypatch.setattr(pushdown._Part, "copy", copying)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 3")
+        before = current()
+        in_one = written(tmp_path / "one.csv")
+        assert current() == before
+    assert seen == [(ZONE, "off", "off", "0")]
+    assert in_one == in_parts and in_one.count(b"\r\n") > 30
