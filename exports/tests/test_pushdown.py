@@ -423,6 +423,12 @@ def _parts_of_five(settings, monkeypatch) -> tuple[RowPlan, QuerySet[Case]]:
     return _plan(org, snapshot, {}), cases_filtered(organization_id=org.pk, filters={}, timezone=ZONE)
 
 
+def _copy_csv_of_five(plan: RowPlan, cases: QuerySet[Case], out, **extra) -> None:
+    """``copy_write`` of the cases of ``_parts_of_five`` as CSV into ``out``."""
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    pushdown.copy_write(plan=plan, cases=cases, format="csv", stream=out, timezone=ZONE, now=now, total=35, **extra)
+
+
 def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkeypatch, tmp_path):
     plan, cases = _parts_of_five(settings, monkeypatch)
     pool: list[threading.Thread] = []
@@ -445,9 +451,7 @@ def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkey
     monkeypatch.setattr(pushdown._Part, "copy", copy)
     before = threading.active_count()
     with (tmp_path / "out.csv").open("wb") as out, pytest.raises(ValueError, match="disk full"):
-        pushdown.copy_write(
-            plan=plan, cases=cases, format="csv", stream=out, timezone=ZONE, now=dt.datetime.now(dt.UTC), total=35
-        )
+        _copy_csv_of_five(plan, cases, out)
     assert threading.active_count() == before
 
 
@@ -459,16 +463,7 @@ def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
         raise ExportCancelled
 
     with (tmp_path / "out.csv").open("wb") as out, pytest.raises(ExportCancelled):
-        pushdown.copy_write(
-            plan=plan,
-            cases=cases,
-            format="csv",
-            stream=out,
-            timezone=ZONE,
-            now=dt.datetime.now(dt.UTC),
-            total=35,
-            on_progress=cancelled,
-        )
+        _copy_csv_of_five(plan, cases, out, on_progress=cancelled)
     assert threading.active_count() == before
     assert (tmp_path / "out.csv").read_bytes().count(b"\r\n") == 1  # the header only
 
@@ -517,15 +512,7 @@ def test_an_export_inside_a_transaction_plans_as_the_part_connections_and_restor
 
     def written(path) -> bytes:
         with path.open("wb") as out:
-            pushdown.copy_write(
-                plan=plan,
-                cases=cases,
-                format="csv",
-                stream=out,
-                timezone=ZONE,
-                now=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
-                total=35,
-            )
+            _copy_csv_of_five(plan, cases, out)
         return path.read_bytes()
 
     in_parts = written(tmp_path / "parts.csv")
