@@ -48,7 +48,7 @@ from organizations.tests.factories import member
 from tests.cluster import ROOT, database_url
 from tests.smtp import free_port
 
-BIG_CASES = 60_000
+BIG_CASES = 150_000
 SMALL_CASES = 500
 # XLSX first: the slowest writer, so the export killed mid-way is surely still being written.
 BIG_FORMATS = ["xlsx", "csv", "jsonl", "parquet"]
