@@ -185,8 +185,9 @@ def plan_cases():  # type: ignore[no-untyped-def]
 
 
 def anchor_parquet() -> dict[str, float]:
-    """The same case rows read raw and written to Parquet by pyarrow (COPY → pyarrow's CSV
-    reader on PostgreSQL; cursor batches → Arrow on SQLite). The anchor of Parquet."""
+    """The same rows as ``anchor_read`` (the case columns, the investigations, the parties)
+    read raw and written to Parquet by pyarrow, a file per query: COPY → pyarrow's CSV reader
+    on PostgreSQL, cursor batches → Arrow on SQLite. The anchor of Parquet."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -194,35 +195,44 @@ def anchor_parquet() -> dict[str, float]:
 
     plan, queries = _plan_and_query()
     started = time.perf_counter()
-    rows = 0
-    with tempfile.TemporaryFile() as out:
-        writer = None
-        if connection.vendor == "postgresql":
-            with tempfile.TemporaryFile() as raw:
-                for block in _raw_blocks(queries[:1]):
-                    raw.write(block)
-                raw.seek(0)
-                names = list(plan.case_fields)
-                reader = pacsv.open_csv(
-                    raw,
-                    read_options=pacsv.ReadOptions(column_names=names),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                )
-                for batch in reader:
-                    writer = writer or pq.ParquetWriter(out, batch.schema)
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-        else:
-            for batch in _raw_blocks(queries[:1]):
-                table = pa.Table.from_pylist([dict(zip(plan.case_fields, row, strict=True)) for row in batch])
-                writer = writer or pq.ParquetWriter(out, table.schema)
-                writer.write_table(table.cast(writer.schema))
-                rows += table.num_rows
-        if writer is not None:
-            writer.close()
-        size = out.tell()
+    rows = size = 0
+    for query in queries:
+        with tempfile.TemporaryFile() as out:
+            writer = None
+            if connection.vendor == "postgresql":
+                with tempfile.TemporaryFile() as raw:
+                    for block in _raw_blocks([query]):
+                        raw.write(block)
+                    raw.seek(0)
+                    reader = pacsv.open_csv(
+                        raw,
+                        read_options=pacsv.ReadOptions(autogenerate_column_names=True),
+                        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                    )
+                    for batch in reader:
+                        writer = writer or pq.ParquetWriter(out, batch.schema)
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
+            else:
+                with connection.cursor() as cursor:
+                    cursor.execute(*query)
+                    names = [column[0] for column in cursor.description]
+                    while batch := cursor.fetchmany(10_000):
+                        table = pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in batch])
+                        writer = writer or pq.ParquetWriter(out, table.schema)
+                        writer.write_table(table.cast(writer.schema))
+                        rows += table.num_rows
+            if writer is not None:
+                writer.close()
+            size += out.tell()
     elapsed = time.perf_counter() - started
-    return {"rows": rows, "seconds": elapsed, "mb": size / 1e6, "rss_mb": peak_rss_mb(), "case_rows": rows}
+    return {
+        "rows": rows,
+        "seconds": elapsed,
+        "mb": size / 1e6,
+        "rss_mb": peak_rss_mb(),
+        "case_rows": plan.count(plan_cases()),
+    }
 
 
 def anchor_xlsx(limit: int = 20_000) -> dict[str, float]:

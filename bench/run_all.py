@@ -10,7 +10,7 @@ JSONL; the same rows read raw and written by pyarrow for Parquet; XlsxWriter's
 export's time over the anchor's for as many case rows (1.0 = as fast as the anchor; the
 XlsxWriter anchor writes at most 20,000 rows). django-import-export, the
 peer users would otherwise pick, exports the same cases as CSV (on at most ``--peer-rows``
-rows: it needs minutes). SQLite lives in ``var/bench.sqlite3``; PostgreSQL in the
+rows: it needs minutes). SQLite lives in ``var/bench_<cases>.sqlite3``; PostgreSQL in the
 ``dossier_bench_<cases>`` database of ``BENCH_POSTGRES_URL`` (default the local server),
 skipped when no server answers. Data is seeded once per size and kept.
 """
