@@ -213,11 +213,14 @@ EXPORT_LEASE_SECONDS = env.int("EXPORT_LEASE_SECONDS", default=120)
 EXPORT_MAX_ATTEMPTS = env.int("EXPORT_MAX_ATTEMPTS", default=3)
 # Exports of one organization processing at once; the others wait their turn, oldest first.
 EXPORT_MAX_CONCURRENT_PER_ORG = env.int("EXPORT_MAX_CONCURRENT_PER_ORG", default=2)
-# On PostgreSQL, CSV exports are rendered in SQL and streamed by COPY (same bytes as the
-# Python path, ~10x faster); False forces the Python path everywhere.
+# On PostgreSQL, CSV, JSONL, Parquet and XLSX exports are rendered in SQL and streamed by
+# COPY (the same files as the Python path; docs/performance.md); False forces the Python path.
 EXPORT_SQL_PUSHDOWN = env.bool("EXPORT_SQL_PUSHDOWN", default=True)
 # A pushed-down export reads its parts (25,000 rows each) on this many connections at once.
 EXPORT_COPY_CONNECTIONS = env.int("EXPORT_COPY_CONNECTIONS", default=2)
+# Where a worker writes an export (its file, its parts, its XLSX sheets) before storage
+# takes it; empty: the system's temporary folder (TMPDIR).
+EXPORTS_TMP_DIR = env.str("EXPORTS_TMP_DIR", default="")
 
 _retention = env.int("EXPORT_RETENTION_HOURS", default=0)
 # One variable, two defaults: when set it applies to on-demand and scheduled exports alike.

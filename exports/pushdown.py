@@ -35,6 +35,7 @@ from exports.columns import party_lookup
 from exports.columns_base import ColumnGroup, ColumnType
 from exports.rows import RowPlan
 from exports.sql import WHITESPACE, Json, SqlBuilder, SqlFormat, XlsxSql
+from exports.tempfiles import temporary_dir
 from organizations.pseudonyms import hmac_pads
 
 RIU_PREFIX = "primary_riu__"
@@ -521,7 +522,7 @@ class _Part:
     def __init__(self, compiled: tuple[str, dict[str, Any]], format: str, stop: threading.Event) -> None:
         self.sql, self.params = compiled
         self.format = format
-        self.output = tempfile.TemporaryFile(dir=getattr(settings, "EXPORTS_TMP_DIR", None) or None)  # noqa: SIM115
+        self.output = tempfile.TemporaryFile(dir=temporary_dir())  # noqa: SIM115
         self.rows = 0
         self.stop = stop
         self.done = threading.Event()  # set once its rows are all in ``output``

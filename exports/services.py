@@ -54,6 +54,7 @@ from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, Expor
 from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan
 from exports.signals import export_job_finished
+from exports.tempfiles import temporary_dir
 from organizations.models import Organization
 from organizations.selectors import identity_access_for
 from tagging.selectors import tag_slots_for
@@ -569,7 +570,7 @@ def export_job_run(
     try:
         job = ExportJob.objects.select_related("organization", "requested_by").get(pk=job_id)
         generated = timezone.now()
-        tmp_dir = getattr(settings, "EXPORTS_TMP_DIR", None) or None
+        tmp_dir = temporary_dir()
         # Closed by the ``with handle`` below; kept (delete=False) until the file is in storage.
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
             prefix="dossier-export-", suffix=f".{job.format}", dir=tmp_dir, delete=False

@@ -77,3 +77,28 @@ def test_the_recorded_checksum_and_size_are_the_stored_files(folders, monkeypatc
     assert hashlib.sha256(content).hexdigest() == done.sha256 and len(content) == done.file_size_bytes > 0
     if hashed_as_written is not None:
         assert (read_back == []) is hashed_as_written
+
+
+@pytest.mark.parametrize("format", ["csv", "jsonl", "parquet", "xlsx"])
+def test_every_temporary_file_of_an_export_is_in_the_export_temporary_folder(folders, monkeypatch, format):
+    """The file, the PostgreSQL parts and the XLSX sheets alike: a worker's spare disk is
+    where ``EXPORTS_TMP_DIR`` says, not wherever ``TMPDIR`` happens to be."""
+    opened: list[tuple[str, object]] = []
+    for name in ("TemporaryFile", "NamedTemporaryFile"):
+        real = getattr(tempfile, name)
+
+        def recorded(*args, real=real, name=name, **kwargs):  # the real file, its folder noted
+            opened.append((name, kwargs.get("dir")))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(tempfile, name, recorded)
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset="cases", format=format, enqueue_run=False)
+    done = export_job_run(job_id=str(job.pk))
+
+    assert done is not None and done.status == "completed"
+    assert ("NamedTemporaryFile", str(folders / "tmp")) in opened  # the export's own file
+    if format == "xlsx":
+        assert ("TemporaryFile", str(folders / "tmp")) in opened  # its sheet
+    assert {folder for _, folder in opened} == {str(folders / "tmp")}, opened
+    assert list((folders / "tmp").iterdir()) == []

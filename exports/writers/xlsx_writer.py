@@ -40,6 +40,7 @@ from openpyxl.utils import get_column_letter
 from zlib_ng import zlib_ng as zlib  # zlib's API; deflates sheet XML ≈ 1.6× faster at level 2
 
 from exports.columns_base import Column
+from exports.tempfiles import temporary_dir
 from tagging.formatting import NO, YES
 
 from .base import BaseWriter
@@ -301,7 +302,7 @@ class _SheetFile:
     the dimension) and tail added when it ends."""
 
     def __init__(self, widths: Sequence[int], *, frozen: bool) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="dossier-sheet-")  # noqa: SIM115
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="dossier-sheet-", dir=temporary_dir())  # noqa: SIM115
         self.width = len(widths)
         self.rows = 0
         cols = "".join(
