@@ -350,7 +350,7 @@ def copy_write(
     # Inside a transaction (a caller's atomic block) other connections would not see its
     # rows: one part, on this connection. Otherwise parts on connections of their own.
     in_transaction = connection.in_atomic_block
-    bounds = [None, None] if in_transaction else _parts(cases, total)
+    bounds = [None, None] if in_transaction else part_bounds(cases, total)
     stop = threading.Event()
     parts: list[_Part] = []
     for lo, hi in itertools.pairwise(bounds):
@@ -497,8 +497,8 @@ def _parquet_from_parts(
     return rows
 
 
-def _parts(cases: QuerySet[Case], total: int) -> list[Bound]:
-    """Boundaries cutting the file into parts of about ``PART_ROWS`` rows:
+def part_bounds(cases: QuerySet[Case], total: int, rows: int | None = None) -> list[Bound]:
+    """Boundaries cutting the file into parts of about ``rows`` rows (``PART_ROWS``):
     ``[None, t1, …, None]``, each a ``created_at`` that starts a part.
 
     Cases created at the same instant stay in one part (a part may be larger, or there
@@ -506,9 +506,10 @@ def _parts(cases: QuerySet[Case], total: int) -> list[Bound]:
     part's sort (the file's order) in memory; the ``created_at`` of every ``PART_ROWS``-th
     row comes from one query over the keys alone.
     """
-    if total <= PART_ROWS:
+    rows = rows or PART_ROWS
+    if total <= rows:
         return [None, None]
-    starts = list(range(PART_ROWS + 1, total + 1, PART_ROWS))
+    starts = list(range(rows + 1, total + 1, rows))
     # Numbered in the order of created_at alone, as its index gives them: the order among
     # cases created at the same instant does not move a boundary.
     ranked = cases.annotate(n=Window(RowNumber(), order_by=F("created_at").asc()))

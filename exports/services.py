@@ -30,7 +30,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from config.worker import WorkerStopping, worker_stop_requested
 from exports.columns import columns_resolve
 from exports.columns_base import IdentityMode
 from exports.filters import cases_filtered, filters_describe, filters_resolve
+from exports.forked import forked_write
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
 from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan
@@ -439,7 +440,24 @@ def export_write(
         )
         if written is not None:
             return written
-    columns = plan.columns
+    from exports.writers import get_writer
+
+    writer = get_writer(job.format)
+
+    def write(rows: Iterable[Sequence[Any]], out: Any, progress: Callable[[int], None] | None) -> int:
+        return writer.write(columns=plan.columns, rows=rows, stream=out, about=about, on_progress=progress)
+
+    written = forked_write(
+        plan=plan,
+        cases=cases,
+        format=job.format,
+        stream=stream,
+        total=total if job.dataset == Dataset.CASES else cases.count(),
+        write=write,
+        on_progress=on_progress,
+    )
+    if written is not None:
+        return written
 
     def rows() -> Iterator[Sequence[Any]]:
         count = 0
@@ -449,11 +467,7 @@ def export_write(
         # Writers read ``about`` after the last row (XLSX writes it as its last sheet).
         about.append(("Rows", f"{count:,}"))
 
-    from exports.writers import get_writer
-
-    return get_writer(job.format).write(
-        columns=columns, rows=rows(), stream=stream, about=about, on_progress=on_progress
-    )
+    return write(rows(), stream, on_progress)
 
 
 def _write_board_report(job: ExportJob, cases: Any, stream: Any, generated: dt.datetime) -> int:

@@ -383,7 +383,7 @@ def test_parts_written_on_several_connections_join_in_order(settings, monkeypatc
     ids = list(cases.order_by("created_at", "id").values_list("id", flat=True))
     instant = cases.get(pk=ids[3]).created_at
     Case.objects.filter(pk__in=ids[3:12]).update(created_at=instant)
-    bounds = pushdown._parts(cases, len(JSON_VALUES))
+    bounds = pushdown.part_bounds(cases, len(JSON_VALUES))
     starts = list(cases.order_by("created_at", "id").values_list("created_at", flat=True))
     assert starts[5] == starts[10] == instant != starts[15]
     assert bounds == [None, instant, *starts[15::5], None]  # rows 1–3, 4–15, 16–20, 21…

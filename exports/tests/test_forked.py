@@ -1,0 +1,126 @@
+"""SQLite: a large CSV or JSONL export written by forked processes, a part each, is the
+file one process writes, byte for byte; a part's failure or a stopped export leaves no
+process behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from exports import forked
+from exports.models import ExportJob
+from exports.services import ExportCancelled, export_job_create, export_job_run, export_write, exports_storage
+from exports.tests.factories import org_with_cases
+from organizations.models import Organization
+
+pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the Python path's processes are SQLite's")
+
+
+def no_child_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.fixture
+def parts(monkeypatch):
+    """Every export forks, and the parts each process wrote are recorded."""
+    monkeypatch.setattr(forked, "MIN_ROWS", 1)
+    forks: list[int] = []
+    fork = forked._Child.fork.__func__
+
+    def recorded(cls, *args, **kwargs):
+        child = fork(cls, *args, **kwargs)
+        forks.append(child.index)
+        return child
+
+    monkeypatch.setattr(forked._Child, "fork", classmethod(recorded))
+    return forks
+
+
+def stored(job: ExportJob) -> bytes:
+    assert job is not None and job.status == "completed", job and job.error
+    content = Path(exports_storage().path(job.storage_key)).read_bytes()
+    assert hashlib.sha256(content).hexdigest() == job.sha256
+    return content
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("format", ["csv", "jsonl"])
+@pytest.mark.parametrize("data", ["edge values", "seeded"])
+def test_parts_written_by_forked_processes_make_the_file_one_process_writes(settings, parts, format, data):
+    if data == "seeded":  # people (pseudonymised), many investigations, cases in every month
+        call_command("seed_demo", "--org", "acme", "--cases", "240", "--no-users", "--anchor", "2026-06-30")
+        org = Organization.objects.get(slug="acme")
+    else:  # formula-looking text, unicode, empty strings, DST-edge datetimes, numbers in text tags
+        org, _ = org_with_cases()
+    files = {}
+    for processes in (1, 3):
+        settings.EXPORT_PROCESSES = processes
+        parts.clear()
+        job = export_job_create(organization=org, dataset="cases", format=format, enqueue_run=False)
+        done = export_job_run(job_id=str(job.pk))
+        files[processes] = stored(done)
+        assert parts == ([] if processes == 1 else [1, 2]), parts  # the parent wrote part 0
+        assert done.rows_done == done.row_count == org.cases.count()
+    assert files[3] == files[1]
+    assert no_child_left()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_part_that_fails_fails_the_export_with_its_error(settings, parts):
+    settings.EXPORT_PROCESSES = 2
+    org, _ = org_with_cases()
+    parent = os.getpid()
+    plan_rows = forked.RowPlan.rows
+
+    def failing_in_the_part(self, cases):
+        if os.getpid() != parent:
+            raise ValueError("the part's disk is full")
+        return plan_rows(self, cases)
+
+    forked.RowPlan.rows = failing_in_the_part
+    try:
+        job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
+        export_job_run(job_id=str(job.pk))
+    finally:
+        forked.RowPlan.rows = plan_rows
+    job.refresh_from_db()
+    assert parts == [1]
+    assert job.status == "failed"
+    assert job.error == "RuntimeError: export part 2: ValueError: the part's disk is full"
+    assert no_child_left()
+    assert list(Path(exports_storage().location).rglob("*.csv")) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopped_export_kills_its_part_processes(settings, parts, tmp_path):
+    settings.EXPORT_PROCESSES = 3
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset="cases", format="jsonl", enqueue_run=False)
+    job = ExportJob.objects.select_related("organization").get(pk=job.pk)
+
+    def cancelled(rows):  # the first progress report: the parent's part is written
+        raise ExportCancelled
+
+    with (tmp_path / "out.jsonl").open("wb") as out, pytest.raises(ExportCancelled):
+        export_write(job, out, on_progress=cancelled)
+    assert parts == [1, 2]
+    assert no_child_left()
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_one_process_writes(settings, parts):
+    settings.EXPORT_PROCESSES = 3
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
+    done = export_job_run(job_id=str(job.pk))
+    assert stored(done).count(b"\r\n") == 6  # the header and five cases
+    assert parts == []  # other connections would not see this transaction's cases
