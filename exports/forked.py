@@ -1,12 +1,15 @@
-"""SQLite: a large CSV or JSONL export written by several processes at once.
+"""SQLite: a large CSV, JSONL or XLSX export written by several processes at once.
 
-On SQLite the rows are made in Python, one core's worth. A CSV or JSONL file is its rows
-one after another, so the export is cut into ``EXPORT_PROCESSES`` parts at ``created_at``
-boundaries (as the PostgreSQL parts are): this process writes the first part straight into
-the file while forked copies of it write the others into temporary files with the same
-writer, each on a SQLite connection of its own (WAL lets readers run beside each other and
-beside writers). The parts are then laid into the file in order, without the header a
-part's writer repeats. The rows, the bytes and the progress are the single process's.
+On SQLite the rows are made in Python, one core's worth. The export is cut into
+``EXPORT_PROCESSES`` parts at ``created_at`` boundaries (as the PostgreSQL parts are): this
+process writes the first part while forked copies of it write the others into temporary
+files, each on a SQLite connection of its own (WAL lets readers run beside each other and
+beside writers), and the parts are laid into the file in order. A CSV or JSONL file is its
+rows one after another: a part is the same writer's file, laid in without the header it
+repeats. An XLSX part is its sheet rows, numbered by their place in their sheet (each
+part's rows are counted first), laid into the workbook's sheets as the PostgreSQL parts'
+are. The rows, the values and the progress are the single process's (CSV and JSONL byte
+for byte). Parquet is written by one process (its row groups span the parts).
 
 A part process only reads and writes its own file, and ends with ``os._exit`` (no
 ``atexit``, no finalizers of the parent's objects); it dies with its parent (Linux's
@@ -27,7 +30,7 @@ import signal
 import struct
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -35,13 +38,16 @@ from django.db import connection, connections
 from django.db.models import QuerySet
 
 from cases.models import Case
-from exports.pushdown import part_bounds
+from exports.pushdown import line_blocks, part_bounds
 from exports.rows import RowPlan
 from exports.tempfiles import temporary_dir
 
-FORMATS = ("csv", "jsonl")  # files that are their rows one after another
+FORMATS = ("csv", "jsonl", "xlsx")
 MIN_ROWS = 20_000  # below this a fork costs more than it saves
 _PR_SET_PDEATHSIG = 1
+
+Write = Callable[[Iterable[Sequence[Any]], BinaryIO, Callable[[int], None] | None], int]
+Produce = Callable[[BinaryIO, Callable[[int], None]], int]
 
 
 def forked_write(
@@ -51,7 +57,8 @@ def forked_write(
     format: str,
     stream: BinaryIO,
     total: int,
-    write: Callable[[Any, BinaryIO, Callable[[int], None] | None], int],
+    write: Write,
+    about: list[tuple[str, str]],
     on_progress: Callable[[int], None] | None = None,
 ) -> int | None:
     """Write the file with several processes; returns the row count, or None (nothing
@@ -60,7 +67,8 @@ def forked_write(
     other connections would not see).
 
     ``write(rows, stream, on_progress)`` is the format's writer over ``rows``; it writes
-    the header (if the format has one) and returns the rows written."""
+    the header (if the format has one) and returns the rows written. An XLSX part is its
+    sheet rows (``<row>`` elements, a line each), laid into the workbook's sheets."""
     processes = int(getattr(settings, "EXPORT_PROCESSES", 2))
     if (
         connection.vendor != "sqlite"
@@ -75,26 +83,49 @@ def forked_write(
     bounds = part_bounds(cases, total, -(-total // processes))
     if len(bounds) < 3:
         return None  # one instant holds (nearly) every case: one part
-    ranges = list(itertools.pairwise(bounds))
-    header = _header(write)
+    parts = [_between(cases, start, stop) for start, stop in itertools.pairwise(bounds)]
+    if format == "xlsx":
+        from exports.writers.xlsx_writer import XlsxWriter  # not loaded by web processes
+
+        # A row's number is its place in its sheet: each part's first row's place, counted.
+        counts = [plan.count(part) for part in parts]
+        firsts = [sum(counts[:i]) for i in range(len(parts))]
+        limit = XlsxWriter.max_rows_per_sheet
+
+        def sheet_rows(i: int, progress: Callable[[int], None]) -> Iterator[bytes]:
+            return _sheet_rows(plan.rows(parts[i]), firsts[i], len(plan.columns), limit, progress)
+
+        def produce(i: int) -> Produce:
+            return lambda out, progress: _written(sheet_rows(i, progress), out)
+
+    else:
+
+        def produce(i: int) -> Produce:
+            return lambda out, progress: write(plan.rows(parts[i]), out, progress)
+
+    header = _header(write) if format != "xlsx" else b""
     # A forked copy must not share the parent's SQLite connection (nor its open statement).
     connections.close_all()
-    counters = mmap.mmap(-1, 8 * len(ranges))  # each part's rows so far, shared with its process
+    counters = mmap.mmap(-1, 8 * len(parts))  # each part's rows so far, shared with its process
     children: list[_Child] = []
     try:
-        for index, (start, stop) in enumerate(ranges[1:], 1):
-            children.append(_Child.fork(plan, _between(cases, start, stop), write, counters, index))
+        for index in range(1, len(parts)):
+            children.append(_Child.fork(produce(index), counters, index))
 
         def progress(own: int) -> None:
             if on_progress is not None:
                 on_progress(own + sum(_counted(counters, child.index) for child in children))
 
-        start, stop = ranges[0]
-        mine = write(plan.rows(_between(cases, start, stop)), stream, progress)
-        rows = mine
-        for child in children:
-            child.wait(functools.partial(progress, mine))
-            rows += child.lay_into(stream, skip=len(header))
+        if format == "xlsx":
+            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about)
+        else:
+            mine = produce(0)(stream, progress)
+            rows = mine
+            for child in children:
+                child.wait(functools.partial(progress, mine))
+                child.output.seek(len(header))
+                shutil.copyfileobj(child.output, stream, 1 << 20)
+                rows += child.rows
         if on_progress is not None:
             on_progress(rows)
         return rows
@@ -102,6 +133,67 @@ def forked_write(
         for child in children:
             child.close()
         counters.close()
+
+
+def _workbook(
+    plan: RowPlan,
+    stream: BinaryIO,
+    own: Iterator[bytes],
+    children: list[_Child],
+    progress: Callable[[int], None],
+    about: list[tuple[str, str]],
+) -> int:
+    """The workbook of this process's sheet rows, then the parts', laid into its sheets."""
+    from exports.writers.xlsx_writer import XlsxWriter, workbook_write
+
+    rows = 0
+
+    def blocks() -> Iterator[bytes]:
+        nonlocal rows
+        for block in own:
+            rows += block.count(b"\n")
+            yield block
+        mine = rows
+        for child in children:
+            child.wait(functools.partial(progress, mine))
+            child.output.seek(0)
+            yield from line_blocks(child.output)
+            rows += child.rows
+        about.append(("Rows", f"{rows:,}"))  # as the one-process workbook's About sheet
+
+    workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet)
+    return rows
+
+
+def _sheet_rows(
+    rows: Iterable[Sequence[Any]], first: int, width: int, limit: int, progress: Callable[[int], None]
+) -> Iterator[bytes]:
+    """Rows as ``<row>`` elements, one a line, 5,000 a block, numbered by their place in
+    their sheet (the file's ``first``-th row onwards, ``limit`` rows a sheet below the
+    header): what the one-process workbook writes, a line feed in text written ``&#10;``."""
+    from exports.writers.xlsx_writer import RowEncoder
+
+    encode = RowEncoder(width).encode
+    lines: list[str] = []
+    done = 0
+    for done, values in enumerate(rows, 1):
+        lines.append(encode(values, (first + done - 1) % limit + 2).replace("\n", "&#10;"))
+        if len(lines) == 5000:
+            yield ("\n".join(lines) + "\n").encode()
+            lines = []
+            progress(done)
+    if lines:
+        yield ("\n".join(lines) + "\n").encode()
+    progress(done)
+
+
+def _written(blocks: Iterator[bytes], out: BinaryIO) -> int:
+    """Write the blocks of lines; returns the lines written."""
+    lines = 0
+    for block in blocks:
+        out.write(block)
+        lines += block.count(b"\n")
+    return lines
 
 
 def _between(cases: QuerySet[Case], start: Any, stop: Any) -> QuerySet[Case]:
@@ -129,23 +221,16 @@ class _Child:
 
     def __init__(self, pid: int, index: int, output: BinaryIO, errors: int) -> None:
         self.pid, self.index, self.output, self.errors = pid, index, output, errors
-        self.rows: int | None = None
+        self.rows = 0
 
     @classmethod
-    def fork(
-        cls,
-        plan: RowPlan,
-        cases: QuerySet[Case],
-        write: Callable[[Any, BinaryIO, Callable[[int], None] | None], int],
-        counters: mmap.mmap,
-        index: int,
-    ) -> _Child:
+    def fork(cls, produce: Produce, counters: mmap.mmap, index: int) -> _Child:
         output = tempfile.TemporaryFile(dir=temporary_dir())  # noqa: SIM115  (closed by close())
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the part's process: never returns
             os.close(read_end)
-            _run_part(plan, cases, write, output, counters, index, write_end)
+            _run_part(produce, output, counters, index, write_end)
         os.close(write_end)
         return cls(pid, index, output, read_end)
 
@@ -164,11 +249,6 @@ class _Child:
             raise RuntimeError(f"export part {self.index + 1}: {message or f'its process ended ({status})'}")
         self.rows = int(message)
 
-    def lay_into(self, stream: BinaryIO, *, skip: int) -> int:
-        self.output.seek(skip)
-        shutil.copyfileobj(self.output, stream, 1 << 20)
-        return self.rows or 0
-
     def close(self) -> None:
         if self.pid:
             with contextlib.suppress(ProcessLookupError):
@@ -181,15 +261,7 @@ class _Child:
             os.close(self.errors)
 
 
-def _run_part(
-    plan: RowPlan,
-    cases: QuerySet[Case],
-    write: Callable[[Any, BinaryIO, Callable[[int], None] | None], int],
-    output: BinaryIO,
-    counters: mmap.mmap,
-    index: int,
-    result: int,
-) -> None:
+def _run_part(produce: Produce, output: BinaryIO, counters: mmap.mmap, index: int, result: int) -> None:
     code = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent decides when this part stops
@@ -199,7 +271,7 @@ def _run_part(
         def progress(rows: int) -> None:
             struct.pack_into("q", counters, 8 * index, rows)
 
-        rows = write(plan.rows(cases), output, progress)
+        rows = produce(output, progress)
         output.flush()
         os.write(result, str(rows).encode())
         code = 0

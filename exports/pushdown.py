@@ -381,7 +381,7 @@ def copy_write(
 
             def blocks() -> Iterator[bytes]:
                 for part in done:
-                    yield from _line_blocks(part.output)
+                    yield from line_blocks(part.output)
                     part.output.close()  # its disk space back as soon as it is laid in
                 # The About sheet is written after the rows, as the Python path does.
                 about.append(("Rows", f"{sum(part.rows for part in parts):,}"))
@@ -427,7 +427,7 @@ def _in_order(
         yield part
 
 
-def _line_blocks(file: BinaryIO) -> Iterator[bytes]:
+def line_blocks(file: BinaryIO) -> Iterator[bytes]:
     """A file's whole lines, about ``BLOCK_BYTES`` at a time."""
     while block := file.read(BLOCK_BYTES):
         yield block + file.readline()

@@ -454,6 +454,7 @@ def export_write(
         stream=stream,
         total=total if job.dataset == Dataset.CASES else cases.count(),
         write=write,
+        about=about,
         on_progress=on_progress,
     )
     if written is not None:

@@ -5,9 +5,11 @@ process behind."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
+import openpyxl
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -16,6 +18,7 @@ from exports import forked
 from exports.models import ExportJob
 from exports.services import ExportCancelled, export_job_create, export_job_run, export_write, exports_storage
 from exports.tests.factories import org_with_cases
+from exports.writers.xlsx_writer import XlsxWriter
 from organizations.models import Organization
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the Python path's processes are SQLite's")
@@ -52,15 +55,25 @@ def stored(job: ExportJob) -> bytes:
     return content
 
 
+def workbook(content: bytes) -> dict[str, list[tuple]]:
+    """Every sheet's values (the About sheet's row count, not its time of writing)."""
+    book = openpyxl.load_workbook(io.BytesIO(content), read_only=True)
+    sheets = {name: list(book[name].iter_rows(values_only=True)) for name in book.sheetnames}
+    sheets["About"] = [row for row in sheets["About"] if row[0] == "Rows"]
+    return sheets
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("format", ["csv", "jsonl"])
+@pytest.mark.parametrize("format", ["csv", "jsonl", "xlsx"])
 @pytest.mark.parametrize("data", ["edge values", "seeded"])
-def test_parts_written_by_forked_processes_make_the_file_one_process_writes(settings, parts, format, data):
+def test_parts_written_by_forked_processes_make_the_file_one_process_writes(settings, parts, monkeypatch, format, data):
     if data == "seeded":  # people (pseudonymised), many investigations, cases in every month
         call_command("seed_demo", "--org", "acme", "--cases", "240", "--no-users", "--anchor", "2026-06-30")
         org = Organization.objects.get(slug="acme")
-    else:  # formula-looking text, unicode, empty strings, DST-edge datetimes, numbers in text tags
+        monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 100)  # sheets of 100, 100, 40; parts of 80
+    else:  # formula-looking text, a line feed, unicode, empty strings, DST-edge datetimes, numbers in text tags
         org, _ = org_with_cases()
+        monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 3)  # sheets of 3 and 2; parts of 2, 2 and 1
     files = {}
     for processes in (1, 3):
         settings.EXPORT_PROCESSES = processes
@@ -70,7 +83,13 @@ def test_parts_written_by_forked_processes_make_the_file_one_process_writes(sett
         files[processes] = stored(done)
         assert parts == ([] if processes == 1 else [1, 2]), parts  # the parent wrote part 0
         assert done.rows_done == done.row_count == org.cases.count()
-    assert files[3] == files[1]
+    if format == "xlsx":
+        one, three = workbook(files[1]), workbook(files[3])
+        assert three == one
+        assert list(one) == ["Data", "Data (2)", *(["Data (3)"] if data == "seeded" else []), "About"]
+        assert sum(len(rows) - 1 for name, rows in one.items() if name != "About") == org.cases.count()
+    else:
+        assert files[3] == files[1]
     assert no_child_left()
 
 
