@@ -246,6 +246,7 @@ class _Child:
             time.sleep(0.5)
         message = os.read(self.errors, 4096).decode(errors="replace")
         if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+            report()  # a stopped export (cancelled, worker stopping) says so, not its part
             raise RuntimeError(f"export part {self.index + 1}: {message or f'its process ended ({status})'}")
         self.rows = int(message)
 
@@ -264,7 +265,9 @@ class _Child:
 def _run_part(produce: Produce, output: BinaryIO, counters: mmap.mmap, index: int, result: int) -> None:
     code = 1
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent decides when this part stops
+        # The parent decides when this part stops (a stopping worker hands its job back).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with its parent
 

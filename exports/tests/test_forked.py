@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 from pathlib import Path
 
 import openpyxl
@@ -14,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from config.worker import worker_stop_clear, worker_stop_request
 from exports import forked
 from exports.models import ExportJob
 from exports.services import ExportCancelled, export_job_create, export_job_run, export_write, exports_storage
@@ -143,3 +145,30 @@ def test_inside_a_transaction_one_process_writes(settings, parts):
     done = export_job_run(job_id=str(job.pk))
     assert stored(done).count(b"\r\n") == 6  # the header and five cases
     assert parts == []  # other connections would not see this transaction's cases
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("format", ["csv", "xlsx"])
+def test_a_stopping_worker_hands_the_job_back_and_its_parts_stop(settings, parts, monkeypatch, format):
+    settings.EXPORT_PROCESSES = 3
+    settings.TASKS_SYNC = False  # the job queued again waits in the broker for another worker
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset="cases", format=format, enqueue_run=False)
+    fork = forked._Child.fork
+
+    def sigterm_once_forked(produce, counters, index):
+        child = fork(produce, counters, index)
+        os.kill(child.pid, signal.SIGSTOP)  # still writing when the worker is asked to stop
+        if index == 2:
+            worker_stop_request()  # what the worker's SIGTERM handler does
+        return child
+
+    monkeypatch.setattr(forked._Child, "fork", sigterm_once_forked)
+    try:
+        assert export_job_run(job_id=str(job.pk)) is None
+    finally:
+        worker_stop_clear()
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.error) == ("pending", 0, "")  # handed back, not failed
+    assert no_child_left()
+    assert list(Path(exports_storage().location).rglob(f"*.{format}")) == []
