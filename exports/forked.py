@@ -168,7 +168,7 @@ def _workbook(
 def _sheet_rows(
     rows: Iterable[Sequence[Any]], first: int, width: int, limit: int, progress: Callable[[int], None]
 ) -> Iterator[bytes]:
-    """Rows as ``<row>`` elements, one a line, 5,000 a block, numbered by their place in
+    """Rows as ``<row>`` elements, one a line, 1,000 a block, numbered by their place in
     their sheet (the file's ``first``-th row onwards, ``limit`` rows a sheet below the
     header): what the one-process workbook writes, a line feed in text written ``&#10;``."""
     from exports.writers.xlsx_writer import RowEncoder
@@ -178,12 +178,15 @@ def _sheet_rows(
     done = 0
     for done, values in enumerate(rows, 1):
         lines.append(encode(values, (first + done - 1) % limit + 2).replace("\n", "&#10;"))
-        if len(lines) == 5000:
-            yield ("\n".join(lines) + "\n").encode()
+        if len(lines) == 1000:  # ≈ 3.5 MB of XML (a 93-column row is ≈ 3.5 kB)
+            lines.append("")
+            yield "\n".join(lines).encode()
             lines = []
-            progress(done)
+            if done % 5000 == 0:
+                progress(done)
     if lines:
-        yield ("\n".join(lines) + "\n").encode()
+        lines.append("")
+        yield "\n".join(lines).encode()
     progress(done)
 
 
