@@ -1,4 +1,4 @@
-"""SQLite: a large CSV, JSONL or XLSX export written by several processes at once.
+"""SQLite: a large export written by several processes at once.
 
 On SQLite the rows are made in Python, one core's worth. The export is cut into
 ``EXPORT_PROCESSES`` parts at ``created_at`` boundaries (as the PostgreSQL parts are): this
@@ -8,8 +8,9 @@ beside writers), and the parts are laid into the file in order. A CSV or JSONL f
 rows one after another: a part is the same writer's file, laid in without the header it
 repeats. An XLSX part is its sheet rows, numbered by their place in their sheet (each
 part's rows are counted first), laid into the workbook's sheets as the PostgreSQL parts'
-are. The rows, the values and the progress are the single process's (CSV and JSONL byte
-for byte). Parquet is written by one process (its row groups span the parts).
+are. A Parquet part is its rows as Arrow record batches (Arrow's IPC stream), written into
+the file's row groups after this process's own, in its schema. The rows, the values and the
+progress are the single process's (CSV and JSONL byte for byte).
 
 A part process only reads and writes its own file, and ends with ``os._exit`` (no
 ``atexit``, no finalizers of the parent's objects); it dies with its parent (Linux's
@@ -42,7 +43,7 @@ from exports.pushdown import line_blocks, part_bounds
 from exports.rows import RowPlan
 from exports.tempfiles import temporary_dir
 
-FORMATS = ("csv", "jsonl", "xlsx")
+FORMATS = ("csv", "jsonl", "xlsx", "parquet")
 MIN_ROWS = 20_000  # below this a fork costs more than it saves
 _PR_SET_PDEATHSIG = 1
 
@@ -98,12 +99,17 @@ def forked_write(
         def produce(i: int) -> Produce:
             return lambda out, progress: _written(sheet_rows(i, progress), out)
 
+    elif format == "parquet":
+
+        def produce(i: int) -> Produce:
+            return lambda out, progress: _arrow_written(plan, parts[i], out, progress)
+
     else:
 
         def produce(i: int) -> Produce:
             return lambda out, progress: write(plan.rows(parts[i]), out, progress)
 
-    header = _header(write) if format != "xlsx" else b""
+    header = _header(write) if format in ("csv", "jsonl") else b""
     # A forked copy must not share the parent's SQLite connection (nor its open statement).
     connections.close_all()
     counters = mmap.mmap(-1, 8 * len(parts))  # each part's rows so far, shared with its process
@@ -118,6 +124,8 @@ def forked_write(
 
         if format == "xlsx":
             rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about)
+        elif format == "parquet":
+            rows = _parquet(plan, stream, parts[0], children, progress, about)
         else:
             mine = produce(0)(stream, progress)
             rows = mine
@@ -162,6 +170,68 @@ def _workbook(
         about.append(("Rows", f"{rows:,}"))  # as the one-process workbook's About sheet
 
     workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet)
+    return rows
+
+
+def _arrow_written(plan: RowPlan, cases: QuerySet[Case], out: BinaryIO, progress: Callable[[int], None]) -> int:
+    """A Parquet part: its rows as Arrow record batches, in Arrow's IPC stream format."""
+    import pyarrow as pa
+
+    from exports.writers.parquet_writer import ParquetWriter, record_batches
+
+    schema, records = record_batches(plan.columns, plan.rows(cases), ParquetWriter.batch_rows)
+    done = 0
+    with pa.ipc.new_stream(out, schema) as ipc:
+        for record in records:
+            ipc.write_batch(record)
+            done += record.num_rows
+            progress(done)
+    return done
+
+
+def _parquet(
+    plan: RowPlan,
+    stream: BinaryIO,
+    cases: QuerySet[Case],
+    children: list[_Child],
+    progress: Callable[[int], None],
+    about: list[tuple[str, str]],
+) -> int:
+    """The Parquet file of this process's rows, then the parts' record batches, in row groups
+    as one process writes them. The schema is this process's: its datetimes are in the zone
+    of the file's first datetime; a part's batches are cast to it (the zone is all that can
+    differ, and only in name: Arrow keeps the instants in UTC)."""
+    import pyarrow as pa
+
+    from exports.writers.parquet_writer import ParquetWriter, parquet_write, record_batches
+
+    schema, own = record_batches(plan.columns, plan.rows(cases), ParquetWriter.batch_rows)
+    rows = 0
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal rows
+        for record in own:
+            rows += record.num_rows
+            progress(rows)
+            yield record
+        mine = rows
+        for child in children:
+            child.wait(functools.partial(progress, mine))
+            child.output.seek(0)
+            with pa.ipc.open_stream(child.output) as reader:
+                for record in reader:
+                    yield record.cast(schema)
+            rows += child.rows
+        about.append(("Rows", f"{rows:,}"))  # read once the batches are exhausted
+
+    parquet_write(
+        stream,
+        schema,
+        batches(),
+        about,
+        row_group_rows=ParquetWriter.row_group_rows,
+        compression=ParquetWriter.compression,
+    )
     return rows
 
 

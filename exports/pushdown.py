@@ -442,9 +442,8 @@ def _parquet_from_parts(
     # Imported here: web processes never load pyarrow.
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
-    from exports.writers.parquet_writer import ParquetWriter, about_metadata, arrow_type
+    from exports.writers.parquet_writer import ParquetWriter, arrow_type, parquet_write
 
     columns = plan.columns
     datetimes = [c.key for c in columns if c.group != ColumnGroup.TAG and c.type == ColumnType.DATETIME]
@@ -481,19 +480,22 @@ def _parquet_from_parts(
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     rows = 0
-    with pq.ParquetWriter(stream, schema, compression=ParquetWriter.compression) as writer:
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
+
+    def records() -> Iterator[pa.RecordBatch]:
+        nonlocal rows
         for batch in itertools.chain(head, batches):
-            pending.append(typed(batch))
-            pending_rows += batch.num_rows
             rows += batch.num_rows
-            if pending_rows >= ParquetWriter.row_group_rows:
-                writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
-                pending, pending_rows = [], 0
-        if pending:
-            writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
-        writer.add_key_value_metadata(about_metadata([*about, ("Rows", f"{rows:,}")]))
+            yield typed(batch)
+        about.append(("Rows", f"{rows:,}"))  # read once the batches are exhausted
+
+    parquet_write(
+        stream,
+        schema,
+        records(),
+        about,
+        row_group_rows=ParquetWriter.row_group_rows,
+        compression=ParquetWriter.compression,
+    )
     return rows
 
 

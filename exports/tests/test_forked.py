@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 from pathlib import Path
 
 import openpyxl
+import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -66,7 +68,7 @@ def workbook(content: bytes) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("format", ["csv", "jsonl", "xlsx"])
+@pytest.mark.parametrize("format", ["csv", "jsonl", "xlsx", "parquet"])
 @pytest.mark.parametrize("data", ["edge values", "seeded"])
 def test_parts_written_by_forked_processes_make_the_file_one_process_writes(settings, parts, monkeypatch, format, data):
     if data == "seeded":  # people (pseudonymised), many investigations, cases in every month
@@ -85,7 +87,13 @@ def test_parts_written_by_forked_processes_make_the_file_one_process_writes(sett
         files[processes] = stored(done)
         assert parts == ([] if processes == 1 else [1, 2]), parts  # the parent wrote part 0
         assert done.rows_done == done.row_count == org.cases.count()
-    if format == "xlsx":
+    if format == "parquet":
+        one, three = (pq.read_table(io.BytesIO(files[n])) for n in (1, 3))
+        assert three.schema == one.schema  # the zone of the datetimes included
+        assert three.to_pylist() == one.to_pylist()
+        about = [json.loads(pq.read_metadata(io.BytesIO(files[n])).metadata[b"dossier.about"]) for n in (1, 3)]
+        assert about[1]["Rows"] == about[0]["Rows"] == f"{org.cases.count():,}"
+    elif format == "xlsx":
         one, three = workbook(files[1]), workbook(files[3])
         assert three == one
         assert list(one) == ["Data", "Data (2)", *(["Data (3)"] if data == "seeded" else []), "About"]

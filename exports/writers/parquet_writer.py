@@ -190,27 +190,56 @@ class ParquetWriter(BaseWriter):
         stream: BinaryIO,
         about: Sequence[tuple[str, str]],
     ) -> None:
-        """Write the file: schema from the first batch, then one row group per ``row_group_rows``."""
-        batches = _batches(iter(rows), self.batch_rows)
-        batch: list[Sequence[Any]] | None = next(batches, [])
-        zone = _first_zone(columns, batch or ())
-        schema = pa.schema([pa.field(column.key, arrow_type(column, zone)) for column in columns])
-        with pq.ParquetWriter(stream, schema, compression=self.compression) as writer:
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-            while batch:
-                record = _record_batch(batch, schema)
-                # Release the Python rows before reading the next batch: only one batch lives.
-                batch = None
-                pending.append(record)
-                pending_rows += record.num_rows
-                if pending_rows >= self.row_group_rows:
-                    writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
-                    pending, pending_rows = [], 0
-                batch = next(batches, None)
-            if pending:
+        """Write the file: schema from the first batch, then row groups of ``row_group_rows``."""
+        schema, records = record_batches(columns, rows, self.batch_rows)
+        parquet_write(stream, schema, records, about, row_group_rows=self.row_group_rows, compression=self.compression)
+
+
+def record_batches(
+    columns: Sequence[Column], rows: Iterable[Sequence[Any]], batch_rows: int
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The rows as record batches of ``batch_rows``, and their schema, whose datetimes are in
+    the zone of the first datetime among the first batch's rows (the organization's)."""
+    batches = _batches(iter(rows), batch_rows)
+    first: list[Sequence[Any]] | None = next(batches, [])
+    zone = _first_zone(columns, first or ())
+    schema = pa.schema([pa.field(column.key, arrow_type(column, zone)) for column in columns])
+
+    def records() -> Iterator[pa.RecordBatch]:
+        batch = first
+        while batch:
+            record = _record_batch(batch, schema)
+            # Release the Python rows before reading the next batch: only one batch lives.
+            batch = None
+            yield record
+            batch = next(batches, None)
+
+    return schema, records()
+
+
+def parquet_write(
+    stream: BinaryIO,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    about: Sequence[tuple[str, str]],
+    *,
+    row_group_rows: int,
+    compression: str,
+) -> None:
+    """Write ``batches`` as row groups of at least ``row_group_rows`` rows, then ``about``
+    (read once the batches are exhausted) as the file's key-value metadata."""
+    with pq.ParquetWriter(stream, schema, compression=compression) as writer:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for record in batches:
+            pending.append(record)
+            pending_rows += record.num_rows
+            if pending_rows >= row_group_rows:
                 writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
-            writer.add_key_value_metadata(about_metadata(about))
+                pending, pending_rows = [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
+        writer.add_key_value_metadata(about_metadata(about))
 
 
 def about_metadata(about: Sequence[tuple[str, str]]) -> dict[str, str]:
