@@ -218,7 +218,7 @@ EXPORT_MAX_CONCURRENT_PER_ORG = env.int("EXPORT_MAX_CONCURRENT_PER_ORG", default
 EXPORT_SQL_PUSHDOWN = env.bool("EXPORT_SQL_PUSHDOWN", default=True)
 # A pushed-down export reads its parts (25,000 rows each) on this many connections at once.
 EXPORT_COPY_CONNECTIONS = env.int("EXPORT_COPY_CONNECTIONS", default=2)
-# On SQLite, a large CSV or JSONL export is written by this many processes at once (forked,
+# On SQLite, an export of 20,000 rows or more is written by this many processes at once (forked,
 # each a part of the rows); 1 writes every export in the worker's own process.
 EXPORT_PROCESSES = env.int("EXPORT_PROCESSES", default=2)
 # Where a worker writes an export (its file, its parts, its XLSX sheets) before storage
