@@ -67,7 +67,8 @@ def forked_write(
     export, one process configured, no ``fork`` here, or inside a transaction (whose rows
     other connections would not see).
 
-    ``write(rows, stream, on_progress)`` is the format's writer over ``rows``; it writes
+    ``total`` is the file's rows (cases, or investigations). ``write(rows, stream,
+    on_progress)`` is the format's writer over ``rows``; it writes
     the header (if the format has one) and returns the rows written. An XLSX part is its
     sheet rows (``<row>`` elements, a line each), laid into the workbook's sheets."""
     processes = int(getattr(settings, "EXPORT_PROCESSES", 2))
@@ -81,7 +82,8 @@ def forked_write(
         or connection.is_in_memory_db()  # type: ignore[attr-defined]  # its processes could not open it
     ):
         return None
-    bounds = part_bounds(cases, total, -(-total // processes))
+    cases_total = total if plan.dataset == "cases" else cases.count()  # the parts are ranges of cases
+    bounds = part_bounds(cases, cases_total, -(-cases_total // processes))
     if len(bounds) < 3:
         return None  # one instant holds (nearly) every case: one part
     parts = [_between(cases, start, stop) for start, stop in itertools.pairwise(bounds)]

@@ -452,7 +452,7 @@ def export_write(
         cases=cases,
         format=job.format,
         stream=stream,
-        total=total if job.dataset == Dataset.CASES else cases.count(),
+        total=total,
         write=write,
         about=about,
         on_progress=on_progress,

@@ -17,6 +17,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from cases.models import Investigation
 from config.worker import worker_stop_clear, worker_stop_request
 from exports import forked
 from exports.models import ExportJob
@@ -180,3 +181,22 @@ def test_a_stopping_worker_hands_the_job_back_and_its_parts_stop(settings, parts
     assert (job.status, job.attempts, job.error) == ("pending", 0, "")  # handed back, not failed
     assert no_child_left()
     assert list(Path(exports_storage().location).rglob(f"*.{format}")) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("format", ["csv", "xlsx"])
+def test_an_investigations_export_is_cut_by_its_cases_and_keeps_its_rows(settings, parts, format):
+    org, _ = org_with_cases()  # 5 cases with 0 to 4 investigations each
+    files = {}
+    for processes in (1, 3):
+        settings.EXPORT_PROCESSES = processes
+        parts.clear()
+        job = export_job_create(organization=org, dataset="investigations", format=format, enqueue_run=False)
+        done = export_job_run(job_id=str(job.pk))
+        files[processes] = stored(done)
+        assert parts == ([] if processes == 1 else [1, 2]), parts
+        assert done.row_count == Investigation.objects.filter(case__organization=org).count() > 5
+    if format == "xlsx":
+        assert workbook(files[3]) == workbook(files[1])
+    else:
+        assert files[3] == files[1]
