@@ -68,6 +68,21 @@ def workbook(content: bytes) -> dict[str, list[tuple]]:
     return sheets
 
 
+def one_and_three_processes(settings, parts, org, dataset: str, format: str, rows: int) -> dict[int, bytes]:
+    """The stored file of the same export written by one process and by three (the worker
+    writing part 1, forked processes parts 2 and 3), each with every row done."""
+    files = {}
+    for processes in (1, 3):
+        settings.EXPORT_PROCESSES = processes
+        parts.clear()
+        job = export_job_create(organization=org, dataset=dataset, format=format, enqueue_run=False)
+        done = export_job_run(job_id=str(job.pk))
+        files[processes] = stored(done)
+        assert parts == ([] if processes == 1 else [1, 2]), parts  # the worker wrote part 1 itself
+        assert done.rows_done == done.row_count == rows
+    return files
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("format", ["csv", "jsonl", "xlsx", "parquet"])
 @pytest.mark.parametrize("data", ["edge values", "seeded"])
@@ -79,15 +94,7 @@ def test_parts_written_by_forked_processes_make_the_file_one_process_writes(sett
     else:  # formula-looking text, a line feed, unicode, empty strings, DST-edge datetimes, numbers in text tags
         org, _ = org_with_cases()
         monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 3)  # sheets of 3 and 2; parts of 2, 2 and 1
-    files = {}
-    for processes in (1, 3):
-        settings.EXPORT_PROCESSES = processes
-        parts.clear()
-        job = export_job_create(organization=org, dataset="cases", format=format, enqueue_run=False)
-        done = export_job_run(job_id=str(job.pk))
-        files[processes] = stored(done)
-        assert parts == ([] if processes == 1 else [1, 2]), parts  # the parent wrote part 0
-        assert done.rows_done == done.row_count == org.cases.count()
+    files = one_and_three_processes(settings, parts, org, "cases", format, org.cases.count())
     if format == "parquet":
         one, three = (pq.read_table(io.BytesIO(files[n])) for n in (1, 3))
         assert three.schema == one.schema  # the zone of the datetimes included
@@ -187,15 +194,9 @@ def test_a_stopping_worker_hands_the_job_back_and_its_parts_stop(settings, parts
 @pytest.mark.parametrize("format", ["csv", "xlsx"])
 def test_an_investigations_export_is_cut_by_its_cases_and_keeps_its_rows(settings, parts, format):
     org, _ = org_with_cases()  # 5 cases with 0 to 4 investigations each
-    files = {}
-    for processes in (1, 3):
-        settings.EXPORT_PROCESSES = processes
-        parts.clear()
-        job = export_job_create(organization=org, dataset="investigations", format=format, enqueue_run=False)
-        done = export_job_run(job_id=str(job.pk))
-        files[processes] = stored(done)
-        assert parts == ([] if processes == 1 else [1, 2]), parts
-        assert done.row_count == Investigation.objects.filter(case__organization=org).count() > 5
+    investigations = Investigation.objects.filter(case__organization=org).count()
+    assert investigations > 5
+    files = one_and_three_processes(settings, parts, org, "investigations", format, investigations)
     if format == "xlsx":
         assert workbook(files[3]) == workbook(files[1])
     else:
