@@ -125,7 +125,7 @@ def forked_write(
                 on_progress(own + sum(_counted(counters, child.index) for child in children))
 
         if format == "xlsx":
-            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about)
+            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about, counts)
         elif format == "parquet":
             rows = _parquet(plan, stream, parts[0], children, progress, about)
         else:
@@ -152,8 +152,14 @@ def _workbook(
     children: list[_Child],
     progress: Callable[[int], None],
     about: list[tuple[str, str]],
+    counts: Sequence[int],
 ) -> int:
-    """The workbook of this process's sheet rows, then the parts', laid into its sheets."""
+    """The workbook of this process's sheet rows, then the parts', laid into its sheets.
+
+    Each part's rows were numbered from the counts of the parts before it: a part that
+    found another number of rows (cases added with an earlier ``created_at``, or deleted,
+    while the export ran) would leave two rows with one number or a gap: the export fails
+    with that reason instead of writing a workbook Excel would have to repair."""
     from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
     rows = 0
@@ -163,9 +169,11 @@ def _workbook(
         for block in own:
             rows += block.count(b"\n")
             yield block
+        _counted_as(0, rows, counts)
         mine = rows
         for child in children:
             child.wait(functools.partial(progress, mine))
+            _counted_as(child.index, child.rows, counts)
             child.output.seek(0)
             yield from line_blocks(child.output)
             rows += child.rows
@@ -173,6 +181,14 @@ def _workbook(
 
     workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet)
     return rows
+
+
+def _counted_as(index: int, rows: int, counts: Sequence[int]) -> None:
+    if rows != counts[index]:
+        raise RuntimeError(
+            f"export part {index + 1}: {rows:,} rows where {counts[index]:,} were counted; "
+            "the cases changed while the export was written"
+        )
 
 
 def _arrow_written(plan: RowPlan, cases: QuerySet[Case], out: BinaryIO, progress: Callable[[int], None]) -> int:

@@ -201,3 +201,29 @@ def test_an_investigations_export_is_cut_by_its_cases_and_keeps_its_rows(setting
         assert workbook(files[3]) == workbook(files[1])
     else:
         assert files[3] == files[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workbook_whose_cases_changed_under_its_parts_fails_rather_than_number_two_rows_alike(
+    settings, parts, monkeypatch
+):
+    settings.EXPORT_PROCESSES = 2
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset="cases", format="xlsx", enqueue_run=False)
+    count = forked.RowPlan.count
+    counted: list[int] = []
+
+    def one_more_in_the_first_part(self, cases):  # as if a back-dated case went away after the count
+        counted.append(count(self, cases) + (1 if len(counted) == 1 else 0))  # the file's, then each part's
+        return counted[-1]
+
+    monkeypatch.setattr(forked.RowPlan, "count", one_more_in_the_first_part)
+    done = export_job_run(job_id=str(job.pk))
+    job.refresh_from_db()
+    assert done is None and job.status == "failed"
+    assert job.error == (
+        f"RuntimeError: export part 1: {counted[1] - 1} rows where {counted[1]} were counted; "
+        "the cases changed while the export was written"
+    )
+    assert no_child_left()
+    assert list(Path(exports_storage().location).rglob("*.xlsx")) == []
