@@ -77,6 +77,7 @@ def one_and_three_processes(settings, parts, org, dataset: str, format: str, row
         parts.clear()
         job = export_job_create(organization=org, dataset=dataset, format=format, enqueue_run=False)
         done = export_job_run(job_id=str(job.pk))
+        assert done is not None
         files[processes] = stored(done)
         assert parts == ([] if processes == 1 else [1, 2]), parts  # the worker wrote part 1 itself
         assert done.rows_done == done.row_count == rows
