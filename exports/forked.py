@@ -159,7 +159,8 @@ def _workbook(
     Each part's rows were numbered from the counts of the parts before it: a part that
     found another number of rows (cases added with an earlier ``created_at``, or deleted,
     while the export ran) would leave two rows with one number or a gap: the export fails
-    with that reason instead of writing a workbook Excel would have to repair."""
+    with that reason instead of writing a workbook Excel would have to repair. Cases created
+    while it runs fall in the last part, which nothing follows: they are written."""
     from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
     rows = 0
@@ -173,7 +174,8 @@ def _workbook(
         mine = rows
         for child in children:
             child.wait(functools.partial(progress, mine))
-            _counted_as(child.index, child.rows, counts)
+            if child.index < len(counts) - 1:  # the last part's rows are numbered on from its first
+                _counted_as(child.index, child.rows, counts)
             child.output.seek(0)
             yield from line_blocks(child.output)
             rows += child.rows

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from cases.models import Investigation
+from cases.tests.factories import CaseFactory
 from config.worker import worker_stop_clear, worker_stop_request
 from exports import forked
 from exports.models import ExportJob
@@ -228,3 +229,30 @@ def test_a_workbook_whose_cases_changed_under_its_parts_fails_rather_than_number
     )
     assert no_child_left()
     assert list(Path(exports_storage().location).rglob("*.xlsx")) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cases_created_while_a_workbook_is_written_are_in_its_last_part(settings, parts, monkeypatch):
+    settings.EXPORT_PROCESSES = 2
+    settings.TASKS_SYNC = False
+    org, _ = org_with_cases()
+    job = export_job_create(organization=org, dataset="cases", format="xlsx", enqueue_run=False)
+    count = forked.RowPlan.count
+    calls: list[int] = []
+
+    def a_case_arrives_after_the_counts(self, cases):
+        calls.append(count(self, cases))
+        if len(calls) == 3:  # the file's count, then each of the two parts': a new case now
+            CaseFactory(organization=org)
+        return calls[-1]
+
+    monkeypatch.setattr(forked.RowPlan, "count", a_case_arrives_after_the_counts)
+    done = export_job_run(job_id=str(job.pk))
+    assert done is not None and done.status == "completed", job.error
+    assert parts == [1]
+    sheets = workbook(stored(done))
+    assert len(sheets["Data"]) - 1 == done.row_count == 6  # the header; five cases and the new one
+    assert [row[0] for row in sheets["Data"][1:]] == list(
+        org.cases.order_by("created_at", "id").values_list("reference", flat=True)
+    )
+    assert sheets["About"] == [("Rows", "6")]
