@@ -44,7 +44,7 @@ from exports.rows import RowPlan
 from exports.tempfiles import temporary_dir
 
 FORMATS = ("csv", "jsonl", "xlsx", "parquet")
-MIN_ROWS = 20_000  # below this a fork costs more than it saves
+MIN_ROWS = 20_000  # smaller exports take seconds in one process: not worth another process
 _PR_SET_PDEATHSIG = 1
 
 Write = Callable[[Iterable[Sequence[Any]], BinaryIO, Callable[[int], None] | None], int]
