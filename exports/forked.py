@@ -26,6 +26,7 @@ import functools
 import itertools
 import mmap
 import os
+import re
 import shutil
 import signal
 import struct
@@ -125,7 +126,7 @@ def forked_write(
                 on_progress(own + sum(_counted(counters, child.index) for child in children))
 
         if format == "xlsx":
-            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about, counts)
+            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about, firsts)
         elif format == "parquet":
             rows = _parquet(plan, stream, parts[0], children, progress, about)
         else:
@@ -152,17 +153,18 @@ def _workbook(
     children: list[_Child],
     progress: Callable[[int], None],
     about: list[tuple[str, str]],
-    counts: Sequence[int],
+    firsts: Sequence[int],
 ) -> int:
     """The workbook of this process's sheet rows, then the parts', laid into its sheets.
 
-    Each part's rows were numbered from the counts of the parts before it: a part that
-    found another number of rows (cases added with an earlier ``created_at``, or deleted,
-    while the export ran) would leave two rows with one number or a gap: the export fails
-    with that reason instead of writing a workbook Excel would have to repair. Cases created
-    while it runs fall in the last part, which nothing follows: they are written."""
+    A part numbered its rows from the counts of the parts before it (``firsts``). When an
+    earlier part held other rows than counted (cases back-dated into it or deleted while
+    the export ran), the part's rows are numbered again as they are laid in, so no two rows
+    share a number. Cases created while the export runs fall in the last part, which
+    nothing follows."""
     from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
+    limit = XlsxWriter.max_rows_per_sheet
     rows = 0
 
     def blocks() -> Iterator[bytes]:
@@ -170,27 +172,33 @@ def _workbook(
         for block in own:
             rows += block.count(b"\n")
             yield block
-        _counted_as(0, rows, counts)
         mine = rows
         for child in children:
             child.wait(functools.partial(progress, mine))
-            if child.index < len(counts) - 1:  # the last part's rows are numbered on from its first
-                _counted_as(child.index, child.rows, counts)
             child.output.seek(0)
-            yield from line_blocks(child.output)
+            if rows == firsts[child.index]:
+                yield from line_blocks(child.output)
+            else:
+                yield from _renumbered(line_blocks(child.output), rows, limit)
             rows += child.rows
         about.append(("Rows", f"{rows:,}"))  # as the one-process workbook's About sheet
 
-    workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet)
+    workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=limit)
     return rows
 
 
-def _counted_as(index: int, rows: int, counts: Sequence[int]) -> None:
-    if rows != counts[index]:
-        raise RuntimeError(
-            f"export part {index + 1}: {rows:,} rows where {counts[index]:,} were counted; "
-            "the cases changed while the export was written"
-        )
+# The references of a sheet row and its cells (text cannot hold them: its "<" is escaped).
+_REFERENCE = re.compile(rb'(<(?:row|c) r="[A-Z]*)\d+"')
+
+
+def _renumbered(blocks: Iterable[bytes], first: int, limit: int) -> Iterator[bytes]:
+    """Blocks of sheet rows numbered again from the file's ``first``-th row."""
+    for block in blocks:
+        lines = block.split(b"\n")[:-1]  # whole lines: the block ends with a line feed
+        for i, line in enumerate(lines):
+            lines[i] = _REFERENCE.sub(rb"\g<1>" + b'%d"' % (first % limit + 2), line)
+            first += 1
+        yield b"\n".join(lines) + b"\n"
 
 
 def _arrow_written(plan: RowPlan, cases: QuerySet[Case], out: BinaryIO, progress: Callable[[int], None]) -> int:
