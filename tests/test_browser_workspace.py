@@ -168,7 +168,8 @@ def test_officer_schedules_a_monthly_report_runs_it_and_sees_deliveries(live_ser
         while True:
             page.goto(f"{live_server.url}/admin/")
             runs_block = page.text_content("#ws-runs") or ""
-            if runs_block.count("Sent") >= 2 or time.monotonic() > deadline:
+            # The run is marked a success once its deliveries are recorded: wait for both.
+            if (runs_block.count("Sent") >= 2 and "Success" in runs_block) or time.monotonic() > deadline:
                 break
             time.sleep(2)
         assert "Monthly case pack" in runs_block and "Success" in runs_block, runs_block
