@@ -91,9 +91,9 @@ def forked_write(
     if format == "xlsx":
         from exports.writers.xlsx_writer import XlsxWriter  # not loaded by web processes
 
-        # A row's number is its place in its sheet: each part's first row's place, counted.
-        counts = [plan.count(part) for part in parts]
-        firsts = [sum(counts[:i]) for i in range(len(parts))]
+        # A row's number is its place in its sheet: each part's first row's place, from the
+        # counts of the parts before it (the last part's own count is never needed).
+        firsts = [0, *itertools.accumulate(plan.count(part) for part in parts[:-1])]
         limit = XlsxWriter.max_rows_per_sheet
 
         def sheet_rows(i: int, progress: Callable[[int], None]) -> Iterator[bytes]:
