@@ -43,6 +43,7 @@ BLOCK_BYTES = 1 << 20
 PART_ROWS = 25_000  # rows per part: a part's sort stays in memory
 COPY_WORK_MEM = "64MB"
 COPY_RANDOM_PAGE_COST = 1.1  # at most: data in memory or on SSD, as a PostgreSQL server's usually is
+PADS_TABLE = "pg_temp.dossier_pseudonym_pads"  # a session's own: the HMAC's padded keys
 
 
 class ExportStopped(Exception):
@@ -68,7 +69,7 @@ class _Refs:
         self.values: list[str] = []
         self.documents: list[str] = []
         self._pseudonym_key = pseudonym_key
-        self._pads: tuple[str, str] | None = None
+        self.uses_pads = False
 
     def value(self, expression: str) -> str:
         """``expression`` computed once per row (tag JSON values are read by many branches)."""
@@ -113,13 +114,16 @@ class _Refs:
         return f"pt.{_quoted('psn:' + party_lookup(role, field, many=many))}"
 
     def pseudonym_pads(self) -> tuple[str, str]:
-        """Placeholders for the HMAC's padded keys (bound once, used by every cell)."""
+        """The HMAC's padded keys, read from the connection's pads table (``load_pads``):
+        each an uncorrelated sub-query, which PostgreSQL evaluates once per statement.
+
+        The key is never part of a statement: psycopg binds a COPY's parameters into its
+        text, and PostgreSQL logs the text of a statement that fails (a cancelled or timed
+        out part), shows it in ``pg_stat_activity`` and hands it to any statement log."""
         if self._pseudonym_key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        if self._pads is None:
-            inner, outer = hmac_pads(self._pseudonym_key)
-            self._pads = (f"{self.builder.param(inner)}::bytea", f"{self.builder.param(outer)}::bytea")
-        return self._pads
+        self.uses_pads = True
+        return (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
 
     @property
     def needs_investigations(self) -> bool:
@@ -361,14 +365,14 @@ def copy_write(
     about = [*(about or [])]
     try:
         if in_transaction:
-            parts[0].run_in_transaction(timezone)
+            parts[0].run_in_transaction(timezone, plan.pseudonym_key)
             parts[0].done.set()
         else:
             queue: SimpleQueue[_Part] = SimpleQueue()
             for part in parts:
                 queue.put(part)
             connections = max(1, int(getattr(settings, "EXPORT_COPY_CONNECTIONS", 2)))
-            pool = [_Connection(queue, timezone, stop) for _ in range(min(connections, len(parts)))]
+            pool = [_Connection(queue, timezone, stop, plan.pseudonym_key) for _ in range(min(connections, len(parts)))]
             for worker in pool:
                 worker.start()
         # Each part is laid into the file as soon as it and those before it are written,
@@ -530,9 +534,10 @@ class _Part:
         self.stop = stop
         self.done = threading.Event()  # set once its rows are all in ``output``
 
-    def run_in_transaction(self, timezone: str) -> None:
+    def run_in_transaction(self, timezone: str, pseudonym_key: bytes | None) -> None:
         """Run on the caller's connection, in the caller's transaction (so the export sees
-        what that transaction sees), restoring the settings it changes for the COPY."""
+        what that transaction sees), restoring the settings it changes for the COPY and
+        dropping the pads it loads."""
         with connection.cursor() as wrapper:
             cursor = wrapper.cursor
             # The plan settings of the part connections (see _Connection.run); the order of
@@ -543,9 +548,13 @@ class _Part:
             assign = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names)
             cursor.execute(assign, [timezone, "off", "off", "0"])
             try:
+                if pseudonym_key is not None:
+                    load_pads(cursor, pseudonym_key)
                 self.copy(cursor)
             finally:
                 cursor.execute(assign, list(saved))
+                if pseudonym_key is not None:
+                    cursor.execute(f"DROP TABLE IF EXISTS {PADS_TABLE}")
 
     def copy(self, cursor: Any) -> None:
         if self.format == "csv":
@@ -559,12 +568,24 @@ class _Part:
             _copy_lines(cursor, statement, self.params, self)
 
 
+def load_pads(cursor: Any, key: bytes) -> None:
+    """The HMAC's padded keys of ``key`` into this session's pads table, as COPY data:
+    never in a statement's text, which PostgreSQL may log (``_Refs.pseudonym_pads``)."""
+    cursor.execute(f"DROP TABLE IF EXISTS {PADS_TABLE}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {PADS_TABLE} (inner_pad bytea NOT NULL, outer_pad bytea NOT NULL)")
+    with cursor.copy(f"COPY {PADS_TABLE} (inner_pad, outer_pad) FROM STDIN") as copy:
+        copy.write_row(hmac_pads(key))
+
+
 class _Connection(threading.Thread):
     """A database connection of its own, writing parts from the queue until none is left."""
 
-    def __init__(self, queue: SimpleQueue[_Part], timezone: str, stop: threading.Event) -> None:
+    def __init__(
+        self, queue: SimpleQueue[_Part], timezone: str, stop: threading.Event, pseudonym_key: bytes | None
+    ) -> None:
         super().__init__(daemon=True)
         self.queue, self.timezone, self.stop = queue, timezone, stop
+        self.pseudonym_key = pseudonym_key
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -590,6 +611,8 @@ class _Connection(threading.Thread):
                         "least(current_setting('random_page_cost')::float8, %s)::text, false)",
                         [self.timezone, COPY_WORK_MEM, COPY_RANDOM_PAGE_COST],
                     )
+                    if self.pseudonym_key is not None:
+                        load_pads(cursor, self.pseudonym_key)  # gone with the connection
                     while not self.stop.is_set():
                         try:
                             part = self.queue.get_nowait()

@@ -28,6 +28,7 @@ from exports.services import ExportCancelled, export_job_create, export_job_run,
 from exports.tests.office import needs_office, office_csv
 from exports.writers.xlsx_writer import XlsxWriter
 from organizations.models import Organization
+from organizations.pseudonyms import hmac_pads
 from organizations.tests.factories import OrganizationFactory, UserFactory
 from tagging.models import TagSlot
 
@@ -429,6 +430,38 @@ def _copy_csv_of_five(plan: RowPlan, cases: QuerySet[Case], out, **extra) -> Non
     pushdown.copy_write(plan=plan, cases=cases, format="csv", stream=out, timezone=ZONE, now=now, total=35, **extra)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "xlsx"])
+def test_the_pseudonym_key_never_reaches_a_statement(settings, monkeypatch, tmp_path, fmt):
+    """PostgreSQL logs the text of a statement that fails (a part cancelled or timed out)
+    and psycopg binds a COPY's parameters into that text: the key, and the HMAC pads made
+    of it, reach the database as COPY data only, and the pseudonyms are still right."""
+    plan, cases = _parts_of_five(settings, monkeypatch)
+    assert plan.pseudonymises and plan.pseudonym_key
+    secrets = [plan.pseudonym_key.hex(), *(pad.hex() for pad in hmac_pads(plan.pseudonym_key))]
+    sent: list[str] = []
+    copy = pushdown._Part.copy
+
+    def recording(part, cursor) -> None:
+        sent.append(cursor.mogrify(part.sql, part.params))  # the text psycopg sends
+        copy(part, cursor)
+
+    monkeypatch.setattr(pushdown._Part, "copy", recording)
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    with (tmp_path / f"out.{fmt}").open("wb") as out:
+        rows = pushdown.copy_write(plan=plan, cases=cases, format=fmt, stream=out, timezone=ZONE, now=now, total=35)
+    assert rows == len(JSON_VALUES) and len(sent) > 2
+    assert not [secret for text in sent for secret in secrets if secret in text]
+    if fmt == "csv":  # the pseudonyms the Python path makes with the key
+        identity = [c.label for c in plan.columns if c.sensitivity == "identity"]
+        reference = _export(Organization.objects.get(slug="edge"), settings, pushdown=False, columns={})
+        mine, expected = (
+            [[row[label] for label in identity] for row in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))]
+            for data in ((tmp_path / "out.csv").read_bytes(), reference)
+        )
+        assert len(identity) >= 6 and mine == expected
+        assert any("PSN-" in cell for row in mine for cell in row)
+
+
 def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkeypatch, tmp_path):
     plan, cases = _parts_of_five(settings, monkeypatch)
     pool: list[threading.Thread] = []
@@ -525,3 +558,6 @@ def test_an_export_inside_a_transaction_plans_as_the_part_connections_and_restor
         assert current() == before
     assert seen == [(ZONE, "off", "off", "0")]
     assert in_one == in_parts and in_one.count(b"\r\n") > 30
+    with connection.cursor() as cursor:  # the pads it loaded are not left in the session
+        cursor.execute("SELECT to_regclass(%s)", [pushdown.PADS_TABLE])
+        assert cursor.fetchone() == (None,)
