@@ -21,6 +21,7 @@ from cases.models import Case, Party
 from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
 from exports import pushdown
 from exports import sql as sql_module
+from exports.columns_base import Column, ColumnType
 from exports.filters import cases_filtered
 from exports.pushdown import export_query
 from exports.rows import RowPlan
@@ -514,6 +515,25 @@ def test_a_pushed_down_workbook_opens_in_libreoffice_as_the_python_one_does(sett
         converted.append(office_csv(path, tmp_path / "profile"))
     assert converted[0] == converted[1]
     assert len(list(csv.reader(io.StringIO(converted[0], newline="")))) == len(JSON_VALUES) + 1
+
+
+def test_json_values_from_copy_are_framed_as_the_jsonl_writer_writes_its_lines():
+    columns = [
+        Column("a", "A", ColumnType.TEXT),
+        Column('b"x', "B", ColumnType.INTEGER),
+        Column("c", "C", ColumnType.TEXT),
+    ]
+    rows = [{"a": "x\u0002y\n", 'b"x': 1, "c": None}, {"a": "", 'b"x': -2, "c": "ünï"}]
+    copied = b"".join(
+        b"\x02".join(json.dumps(v, ensure_ascii=False).encode() for v in row.values()) + b"\n" for row in rows
+    )
+    expected = b"".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for row in rows)
+    assert pushdown.json_lines(copied, 2, pushdown.json_frame(columns)) == expected
+    assert pushdown.json_lines(b'"x"\n"y"\n', 2, pushdown.json_frame(columns[:1])) == b'{"a":"x"}\n{"a":"y"}\n'
+    assert pushdown.json_lines(b"", 0, pushdown.json_frame(columns)) == b""
+    # A row with a value too many or too few is never written shifted under other keys.
+    with pytest.raises(RuntimeError, match="one value per column"):
+        pushdown.json_lines(copied.replace(b"\x021\x02", b"\x02"), 2, pushdown.json_frame(columns))
 
 
 def test_the_whitespace_list_is_what_python_calls_whitespace():
