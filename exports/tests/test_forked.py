@@ -4,6 +4,7 @@ process behind."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -26,8 +27,10 @@ from exports import forked
 from exports.models import ExportJob
 from exports.services import ExportCancelled, export_job_create, export_job_run, export_write, exports_storage
 from exports.tests.factories import org_with_cases
+from exports.writers.parquet_writer import ParquetWriter
 from exports.writers.xlsx_writer import XlsxWriter
 from organizations.models import Organization
+from organizations.tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the Python path's processes are SQLite's")
 
@@ -112,6 +115,34 @@ def test_parts_written_by_forked_processes_make_the_file_one_process_writes(sett
         assert sum(len(rows) - 1 for name, rows in one.items() if name != "About") == org.cases.count()
     else:
         assert files[3] == files[1]
+    assert no_child_left()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_parquet_part_whose_datetimes_name_another_zone_is_cast_to_the_files_schema(settings, parts, monkeypatch):
+    """The file's schema names the zone of the first datetime among its first rows; where
+    those hold none (cases still open) it is UTC, while a later part that holds closed cases
+    names the organization's zone: its batches are cast to the file's schema."""
+    monkeypatch.setattr(ParquetWriter, "batch_rows", 2)
+    org = OrganizationFactory(slug="acme", timezone="America/St_Johns")
+    start = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    for i in range(6):
+        closed = start + dt.timedelta(days=30 + i, microseconds=i) if i >= 4 else None
+        CaseFactory(organization=org, created_at=start + dt.timedelta(days=i), closed_at=closed)
+    columns = {"core": ["reference", "closed_at"], "include_investigations": False}
+    tables = []
+    for processes in (1, 3):
+        settings.EXPORT_PROCESSES = processes
+        job = export_job_create(organization=org, dataset="cases", format="parquet", columns=columns, enqueue_run=False)
+        tables.append(pq.read_table(io.BytesIO(stored(export_job_run(job_id=str(job.pk))))))
+    one, three = tables
+    assert parts == [1, 2]
+    assert three.schema == one.schema and one.schema.field("closed_at").type.tz == "UTC"
+    assert three.to_pylist() == one.to_pylist()
+    assert [row["closed_at"] for row in one.to_pylist()][4:] == [
+        start + dt.timedelta(days=34, microseconds=4),
+        start + dt.timedelta(days=35, microseconds=5),
+    ]
     assert no_child_left()
 
 
