@@ -183,7 +183,7 @@ class RowEncoder:
 
     def __init__(self, width: int) -> None:
         self.letters = [get_column_letter(i) for i in range(1, max(width, 2) + 1)]
-        self._by_type: dict[type, Callable[[str, Any], str]] = {
+        self._by_type: dict[type, Callable[[Any], str]] = {
             str: self._str,
             bool: self._bool,
             int: self._int,
@@ -196,10 +196,10 @@ class RowEncoder:
     def encode(self, values: Any, row_index: int, styles: str | Sequence[str | None] | None = None) -> str:
         """The ``<row>`` for ``values``; ``styles`` (a style id, or one per cell) is for header and About rows."""
         number = str(row_index)
-        letters = self.letters
-        if len(letters) < len(values):
-            letters.extend(get_column_letter(i) for i in range(len(letters) + 1, len(values) + 1))
         if styles is not None:
+            letters = self.letters
+            if len(letters) < len(values):
+                letters.extend(get_column_letter(i) for i in range(len(letters) + 1, len(values) + 1))
             per_cell = [styles] * len(values) if isinstance(styles, str) else styles
             cells = [
                 _text(letter + number, text(value), style)
@@ -207,16 +207,14 @@ class RowEncoder:
                 if value is not None
             ]
             return f'<row r="{number}">{"".join(cells)}</row>'
+        # Data cells carry no reference: each follows the one before it (an empty one is
+        # <c/>), as in the pushdown's rows, which saves building one per cell.
         by_type, other = self._by_type, self._other
-        cells = [
-            (by_type.get(value.__class__) or other)(letter + number, value)
-            for letter, value in zip(letters, values, strict=False)
-            if value is not None
-        ]
+        cells = [EMPTY if value is None else (by_type.get(value.__class__) or other)(value) for value in values]
         return f'<row r="{number}">{"".join(cells)}</row>'
 
     @staticmethod
-    def _str(ref: str, value: str) -> str:
+    def _str(value: str) -> str:
         # Most text needs none of the care _text takes: one regex tells (the hot path).
         if (
             value
@@ -226,75 +224,87 @@ class RowEncoder:
             and not value[-1].isspace()
             and NEEDS_CARE.search(value) is None
         ):
-            return f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>'
-        return _text(ref, value)
+            return f'<c t="inlineStr"><is><t>{value}</t></is></c>'
+        return _cell(value)
 
     @staticmethod
-    def _bool(ref: str, value: bool) -> str:
-        return _text(ref, YES if value else NO)
+    def _bool(value: bool) -> str:
+        return YES_CELL if value else NO_CELL
 
     @staticmethod
-    def _int(ref: str, value: int) -> str:
+    def _int(value: int) -> str:
         if -MAX_EXACT_INT < value < MAX_EXACT_INT:
-            return f'<c r="{ref}"><v>{int.__repr__(value)}</v></c>'
-        return _number_as_text(ref, value)
+            return f"<c><v>{int.__repr__(value)}</v></c>"
+        return _number_as_text(value)
 
     @staticmethod
-    def _float(ref: str, value: float) -> str:
+    def _float(value: float) -> str:
         if math.isfinite(value):
-            return f'<c r="{ref}"><v>{float.__repr__(value)}</v></c>'
-        return _number_as_text(ref, value)
+            return f"<c><v>{float.__repr__(value)}</v></c>"
+        return _number_as_text(value)
 
     @staticmethod
-    def _decimal(ref: str, value: Decimal) -> str:
+    def _decimal(value: Decimal) -> str:
         if value.is_finite() and len(value.as_tuple().digits) <= MAX_EXACT_DIGITS:
-            return f'<c r="{ref}"><v>{format(value, "f")}</v></c>'
-        return _number_as_text(ref, value)
+            return f'<c><v>{format(value, "f")}</v></c>'
+        return _number_as_text(value)
 
     @staticmethod
-    def _date(ref: str, value: dt.date) -> str:
+    def _date(value: dt.date) -> str:
         if value < MIN_EXCEL_DATE:
-            return _text(ref, value.isoformat())
-        return f'<c r="{ref}" s="{DATE_STYLE}"><v>{(value - EXCEL_EPOCH).days}</v></c>'
+            return _cell(value.isoformat())
+        return f'<c s="{DATE_STYLE}"><v>{(value - EXCEL_EPOCH).days}</v></c>'
 
     @staticmethod
-    def _datetime(ref: str, value: dt.datetime) -> str:
+    def _datetime(value: dt.datetime) -> str:
         if value.date() < MIN_EXCEL_DATE:
-            return _text(ref, value.isoformat())
+            return _cell(value.isoformat())
         # Excel has no time zones: write the wall-clock time the value already has (the
         # organization's zone), which is what the other formats show.
         # The same steps as the wall-clock time minus 1899-12-30 as a timedelta (days, then
         # seconds and microseconds), without building two datetimes per cell.
         seconds = value.hour * 3600 + value.minute * 60 + value.second
         serial = value.toordinal() - EXCEL_EPOCH_ORDINAL + (seconds + value.microsecond / 1_000_000) / SECONDS_PER_DAY
-        return f'<c r="{ref}" s="{DATETIME_STYLE}"><v>{float.__repr__(serial)}</v></c>'
+        return f'<c s="{DATETIME_STYLE}"><v>{float.__repr__(serial)}</v></c>'
 
-    def _other(self, ref: str, value: Any) -> str:
+    def _other(self, value: Any) -> str:
         # Subclasses (a str subclass, a pandas Timestamp…) and anything unexpected.
         if isinstance(value, bool):
-            return self._bool(ref, value)
+            return self._bool(value)
         if isinstance(value, dt.datetime):
-            return self._datetime(ref, value)
+            return self._datetime(value)
         if isinstance(value, dt.date):
-            return self._date(ref, value)
+            return self._date(value)
         if isinstance(value, int):
-            return self._int(ref, int(value))
+            return self._int(int(value))
         if isinstance(value, float):
-            return self._float(ref, float(value))
+            return self._float(float(value))
         if isinstance(value, Decimal):
-            return self._decimal(ref, value)
-        return _text(ref, text(value))
+            return self._decimal(value)
+        return _cell(text(value))
+
+
+EMPTY = "<c/>"
 
 
 def _text(ref: str, value: str, style: str | None = None) -> str:
-    """An inline-string cell ("" when nothing is left of the text once made safe)."""
+    """An inline-string cell at ``ref`` ("" when nothing is left of the text once made safe):
+    the header's and the About sheet's cells."""
     return xlsx_string_cell(value, f' r="{ref}"' + (f' s="{style}"' if style else ""))
 
 
-def _number_as_text(ref: str, value: Any) -> str:
+def _cell(value: str) -> str:
+    """A data row's inline-string cell, <c/> when nothing is left of the text once made safe."""
+    return xlsx_string_cell(value) or EMPTY
+
+
+YES_CELL, NO_CELL = _cell(YES), _cell(NO)
+
+
+def _number_as_text(value: Any) -> str:
     # A number Excel cannot hold exactly: text, but not user text, so no formula quote
     # ("-1234567890123456789" keeps its minus sign as the first character).
-    return f'<c r="{ref}" t="inlineStr"><is><t>{escape(text(value), XLSX_CR)}</t></is></c>'
+    return f'<c t="inlineStr"><is><t>{escape(text(value), XLSX_CR)}</t></is></c>'
 
 
 class _SheetFile:
