@@ -693,7 +693,8 @@ def _copy_json_lines(cursor: Any, statement: str, params: dict[str, Any], part: 
         part.output.write(json_lines(data, rows, frame))
         part.rows += rows
 
-    _blocks(cursor, statement, params, part, flush)
+    # Smaller blocks: a block's values are split into a bytes object each while it is framed.
+    _blocks(cursor, statement, params, part, flush, block_bytes=BLOCK_BYTES // 4)
 
 
 def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
@@ -707,17 +708,22 @@ def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part
 
 
 def _blocks(
-    cursor: Any, statement: str, params: dict[str, Any], part: _Part, flush: Callable[[bytes, int], None]
+    cursor: Any,
+    statement: str,
+    params: dict[str, Any],
+    part: _Part,
+    flush: Callable[[bytes, int], None],
+    block_bytes: int = BLOCK_BYTES,
 ) -> None:
-    """COPY sends a message per row: hand them on with their count about a megabyte at a
-    time, and stop between blocks when asked to."""
+    """COPY sends a message per row: hand them on with their count about ``block_bytes`` at
+    a time, and stop between blocks when asked to."""
     with cursor.copy(statement, params) as copy:
         pending: list[Any] = []
         size = 0
         for block in copy:
             pending.append(block)
             size += len(block)
-            if size >= BLOCK_BYTES:
+            if size >= block_bytes:
                 flush(b"".join(pending), len(pending))
                 pending, size = [], 0
                 if part.stop.is_set():
