@@ -95,7 +95,8 @@ def main() -> None:
         print("PostgreSQL is not answering: SQLite only.")
     reports = [run(url, args.cases, args.peer_rows) for url in databases]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\n{args.cases:,} cases × 96 columns; {machine}")
+    widths = {r["columns"] for report in reports for r in report["results"].values() if "columns" in r}
+    print(f"\n{args.cases:,} cases × {', '.join(map(str, sorted(widths)))} columns; {machine}")
     print(table(reports))
 
 

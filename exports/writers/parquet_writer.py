@@ -176,7 +176,7 @@ class ParquetWriter(BaseWriter):
     extension = "parquet"
     # Rows converted to Arrow at a time: Python row objects are ~10x bigger than their
     # Arrow form, so they are converted in small batches…
-    batch_rows: ClassVar[int] = 5_000
+    batch_rows: ClassVar[int] = 2_500
     # …and written as row groups of this many rows (bigger groups read faster; 50,000 rows
     # of 93 columns took a SQLite export to 335 MB).
     row_group_rows: ClassVar[int] = 25_000
