@@ -1,24 +1,49 @@
-"""Streaming file writers of the export engine, one per format, chosen by format name."""
+"""Streaming file writers of the export engine, one per format, chosen by format name.
+
+A writer's module is imported when the writer is first asked for: the web processes, which
+import ``exports.writers.cells`` through the column catalog, never load pyarrow or
+openpyxl (about 60 MB and a tenth of a second each)."""
 
 from __future__ import annotations
 
-from .base import BaseWriter
-from .csv_writer import CsvWriter
-from .jsonl_writer import JsonlWriter
-from .parquet_writer import ParquetWriter
-from .xlsx_writer import XlsxWriter
+from importlib import import_module
+from typing import Any
 
-WRITERS: dict[str, type[BaseWriter]] = {
-    writer.format: writer for writer in (CsvWriter, XlsxWriter, JsonlWriter, ParquetWriter)
+from .base import BaseWriter
+
+# format -> (module, class) of its writer
+_WRITERS = {
+    "csv": ("csv_writer", "CsvWriter"),
+    "xlsx": ("xlsx_writer", "XlsxWriter"),
+    "jsonl": ("jsonl_writer", "JsonlWriter"),
+    "parquet": ("parquet_writer", "ParquetWriter"),
 }
+FORMATS = tuple(_WRITERS)
+
+
+def writer_class(format: str) -> type[BaseWriter]:
+    """The writer class of ``format``; ``KeyError`` names the known ones."""
+    try:
+        module, name = _WRITERS[format]
+    except KeyError:
+        raise KeyError(f"no writer for format {format!r}; known: {', '.join(sorted(_WRITERS))}") from None
+    writer: type[BaseWriter] = getattr(import_module(f"{__name__}.{module}"), name)
+    return writer
 
 
 def get_writer(format: str) -> BaseWriter:
     """A writer for ``format`` ("csv", "xlsx", "jsonl", "parquet"); ``KeyError`` names the known ones."""
-    try:
-        return WRITERS[format]()
-    except KeyError:
-        raise KeyError(f"no writer for format {format!r}; known: {', '.join(sorted(WRITERS))}") from None
+    return writer_class(format)()
 
 
-__all__ = ["WRITERS", "BaseWriter", "CsvWriter", "JsonlWriter", "ParquetWriter", "XlsxWriter", "get_writer"]
+def __getattr__(name: str) -> Any:
+    """``WRITERS`` and the writer classes by name, each imported on first use."""
+    if name == "WRITERS":
+        return {format: writer_class(format) for format in _WRITERS}
+    for format, (_, class_name) in _WRITERS.items():
+        if class_name == name:
+            return writer_class(format)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["FORMATS", "BaseWriter", "get_writer", "writer_class"]

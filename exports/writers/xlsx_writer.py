@@ -246,7 +246,7 @@ class RowEncoder:
     @staticmethod
     def _decimal(value: Decimal) -> str:
         if value.is_finite() and len(value.as_tuple().digits) <= MAX_EXACT_DIGITS:
-            return f'<c><v>{format(value, "f")}</v></c>'
+            return f"<c><v>{format(value, 'f')}</v></c>"
         return _number_as_text(value)
 
     @staticmethod
