@@ -1,5 +1,6 @@
 """Exports at database speed on PostgreSQL: the whole row rendered in SQL (CSV cells, a
-JSON line, typed values for Parquet, a SpreadsheetML row for XLSX), streamed by COPY.
+JSON line's values, typed values for Parquet, a SpreadsheetML row for XLSX), streamed by
+COPY.
 
 The export's compiled columns (``exports.columns``) each give their CSV text as a SQL
 expression (``exports.sql``); the case filters are the queryset's own WHERE clause. One
@@ -142,8 +143,9 @@ def export_query(
     start: Bound = None,
     stop: Bound = None,
 ) -> tuple[str, dict[str, Any]] | None:
-    """The whole row of each case (CSV cells, or one JSON line) as one parameterised query,
-    or None when a column has no SQL rendering (the export then runs in Python).
+    """The whole row of each case (CSV cells, a JSON line's values, typed values, or a
+    sheet row) as one parameterised query, or None when a column has no SQL rendering (the
+    export then runs in Python).
 
     ``start`` (inclusive) and ``stop`` (exclusive) cut the file, in the order of
     ``created_at``, into parts that connections of their own write side by side.
