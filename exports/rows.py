@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Field, JSONField, Model, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from cases.models import Case, Investigation, Party
@@ -37,6 +38,11 @@ def fetch(query: QuerySet[Any], convert: Sequence[tuple[int, Converter]]) -> lis
     """The rows of a ``values_list`` query, converted only where the database's value is not
     yet the Python one (Django's per-row converter loop costs more than reading the rows)."""
     sql, params = query.query.sql_with_params()
+    return fetch_sql(sql, params, convert)
+
+
+def fetch_sql(sql: str, params: Sequence[Any], convert: Sequence[tuple[int, Converter]]) -> list[Sequence[Any]]:
+    """``fetch`` of compiled SQL."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -129,6 +135,28 @@ def _sqlite_datetime(value: Any) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+class OfCases:
+    """A ``values_list`` query of the rows that belong to some cases, compiled once; each
+    chunk's case ids are bound as one parameter (a JSON array on SQLite, an array on
+    PostgreSQL). Django prepares an ``IN`` list value by value and the database parses a
+    placeholder per case: a chunk's investigations and parties took 29–32 ms this way
+    against 14 ms."""
+
+    def __init__(self, query: QuerySet[Any]) -> None:
+        marker = object()
+        sqlite = connection.vendor == "sqlite"
+        ids = RawSQL("SELECT value FROM json_each(%s)" if sqlite else "SELECT unnest(%s::bigint[])", (marker,))
+        sql, params = query.filter(case_id__in=ids).query.sql_with_params()
+        self.sql, self.params = sql, list(params)
+        self._at = next(i for i, param in enumerate(self.params) if param is marker)
+        self._bind: Callable[[list[int]], Any] = json.dumps if sqlite else list
+
+    def fetch(self, case_ids: list[int], convert: Sequence[tuple[int, Converter]] = ()) -> list[Sequence[Any]]:
+        params = self.params.copy()
+        params[self._at] = self._bind(case_ids)
+        return fetch_sql(self.sql, params, convert)
+
+
 class RowPlan:
     """One export's columns, compiled: what it reads and the function that makes its rows."""
 
@@ -162,6 +190,8 @@ class RowPlan:
         self.needs_investigations = dataset == "investigations" or bool(inv_fields)
         self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
         self._inv_convert = converters(Investigation, self.inv_fields)
+        self._invs: OfCases | None = None  # compiled when first read
+        self._parties: OfCases | None = None
         self._inv_select = selected(Investigation, self.inv_fields)
         self._case_select = selected(Case, self.case_fields)
         self.layout = Layout(
@@ -199,8 +229,10 @@ class RowPlan:
         wanted = [tuple(f.split(":")) for f in self.party_fields]
         attributes = sorted({field for _, _, field in wanted})
         people: dict[int, dict[str, list[Sequence[Any]]]] = {}
-        parties = Party.objects.filter(case_id__in={case[0] for case in row_cases}).order_by("case_id", "id")
-        for party in fetch(parties.values_list("case_id", "role", *attributes), ()):
+        if self._parties is None:
+            parties = Party.objects.order_by("case_id", "id").values_list("case_id", "role", *attributes)
+            self._parties = OfCases(parties)
+        for party in self._parties.fetch(list(dict.fromkeys(case[0] for case in row_cases))):
             people.setdefault(party[0], {}).setdefault(party[1], []).append(party)
         nobody: dict[str, list[Sequence[Any]]] = {}
         owns = [people.get(case[0], nobody) for case in row_cases]
@@ -218,8 +250,9 @@ class RowPlan:
         by_case: dict[int, list[Sequence[Any]]] = {}
         if not self.needs_investigations:
             return by_case
-        query = Investigation.objects.filter(case_id__in=case_ids).order_by("case_id", "number")
-        for inv in fetch(query.values_list(*self._inv_select), self._inv_convert):
+        if self._invs is None:
+            self._invs = OfCases(Investigation.objects.order_by("case_id", "number").values_list(*self._inv_select))
+        for inv in self._invs.fetch(case_ids, self._inv_convert):
             by_case.setdefault(inv[0], []).append(inv)
         return by_case
 
