@@ -6,11 +6,11 @@ process writes the first part while forked copies of it write the others into te
 files, each on a SQLite connection of its own (WAL lets readers run beside each other and
 beside writers), and the parts are laid into the file in order. A CSV or JSONL file is its
 rows one after another: a part is the same writer's file, laid in without the header it
-repeats. An XLSX part is its sheet rows, numbered by their place in their sheet (each
-part's rows are counted first), laid into the workbook's sheets as the PostgreSQL parts'
-are. A Parquet part is its rows as Arrow record batches (Arrow's IPC stream), written into
-the file's row groups after this process's own, in its schema. The rows, the values and the
-progress are the single process's (CSV and JSONL byte for byte).
+repeats. An XLSX part is its sheet rows (unnumbered, as every data row is), laid into the
+workbook's sheets as the PostgreSQL parts' are. A Parquet part is its rows as Arrow record
+batches (Arrow's IPC stream), written into the file's row groups after this process's own,
+in its schema. The rows, the values and the progress are the single process's (CSV and
+JSONL byte for byte).
 
 A part process only reads and writes its own file, and ends with ``os._exit`` (no
 ``atexit``, no finalizers of the parent's objects); it dies with its parent (Linux's
@@ -26,7 +26,6 @@ import functools
 import itertools
 import mmap
 import os
-import re
 import shutil
 import signal
 import struct
@@ -89,15 +88,9 @@ def forked_write(
         return None  # one instant holds (nearly) every case: one part
     parts = [_between(cases, start, stop) for start, stop in itertools.pairwise(bounds)]
     if format == "xlsx":
-        from exports.writers.xlsx_writer import XlsxWriter  # not loaded by web processes
-
-        # A row's number is its place in its sheet: each part's first row's place, from the
-        # counts of the parts before it (the last part's own count is never needed).
-        firsts = [0, *itertools.accumulate(plan.count(part) for part in parts[:-1])]
-        limit = XlsxWriter.max_rows_per_sheet
 
         def sheet_rows(i: int, progress: Callable[[int], None]) -> Iterator[bytes]:
-            return _sheet_rows(plan.rows(parts[i]), firsts[i], len(plan.columns), limit, progress)
+            return _sheet_rows(plan.rows(parts[i]), len(plan.columns), progress)
 
         def produce(i: int) -> Produce:
             return lambda out, progress: _written(sheet_rows(i, progress), out)
@@ -126,7 +119,7 @@ def forked_write(
                 on_progress(own + sum(_counted(counters, child.index) for child in children))
 
         if format == "xlsx":
-            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about, firsts)
+            rows = _workbook(plan, stream, sheet_rows(0, progress), children, progress, about)
         elif format == "parquet":
             rows = _parquet(plan, stream, parts[0], children, progress, about)
         else:
@@ -153,18 +146,12 @@ def _workbook(
     children: list[_Child],
     progress: Callable[[int], None],
     about: list[tuple[str, str]],
-    firsts: Sequence[int],
 ) -> int:
-    """The workbook of this process's sheet rows, then the parts', laid into its sheets.
-
-    A part numbered its rows from the counts of the parts before it (``firsts``). When an
-    earlier part held other rows than counted (cases back-dated into it or deleted while
-    the export ran), the part's rows are numbered again as they are laid in, so no two rows
-    share a number. Cases created while the export runs fall in the last part, which
-    nothing follows."""
+    """The workbook of this process's sheet rows, then the parts', laid into its sheets
+    (rows carry no numbers: a part's rows follow whatever came before them, however many
+    rows the cases before it held by the time they were read)."""
     from exports.writers.xlsx_writer import XlsxWriter, workbook_write
 
-    limit = XlsxWriter.max_rows_per_sheet
     rows = 0
 
     def blocks() -> Iterator[bytes]:
@@ -176,29 +163,12 @@ def _workbook(
         for child in children:
             child.wait(functools.partial(progress, mine))
             child.output.seek(0)
-            if rows == firsts[child.index]:
-                yield from line_blocks(child.output)
-            else:
-                yield from _renumbered(line_blocks(child.output), rows, limit)
+            yield from line_blocks(child.output)
             rows += child.rows
         about.append(("Rows", f"{rows:,}"))  # as the one-process workbook's About sheet
 
-    workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=limit)
+    workbook_write(stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet)
     return rows
-
-
-# The references of a sheet row and its cells (text cannot hold them: its "<" is escaped).
-_REFERENCE = re.compile(rb'(<(?:row|c) r="[A-Z]*)\d+"')
-
-
-def _renumbered(blocks: Iterable[bytes], first: int, limit: int) -> Iterator[bytes]:
-    """Blocks of sheet rows numbered again from the file's ``first``-th row."""
-    for block in blocks:
-        lines = block.split(b"\n")[:-1]  # whole lines: the block ends with a line feed
-        for i, line in enumerate(lines):
-            lines[i] = _REFERENCE.sub(rb"\g<1>" + b'%d"' % (first % limit + 2), line)
-            first += 1
-        yield b"\n".join(lines) + b"\n"
 
 
 def _arrow_written(plan: RowPlan, cases: QuerySet[Case], out: BinaryIO, progress: Callable[[int], None]) -> int:
@@ -263,19 +233,16 @@ def _parquet(
     return rows
 
 
-def _sheet_rows(
-    rows: Iterable[Sequence[Any]], first: int, width: int, limit: int, progress: Callable[[int], None]
-) -> Iterator[bytes]:
-    """Rows as ``<row>`` elements, one a line, 1,000 a block, numbered by their place in
-    their sheet (the file's ``first``-th row onwards, ``limit`` rows a sheet below the
-    header): what the one-process workbook writes, a line feed in text written ``&#10;``."""
+def _sheet_rows(rows: Iterable[Sequence[Any]], width: int, progress: Callable[[int], None]) -> Iterator[bytes]:
+    """Rows as ``<row>`` elements, one a line, 1,000 a block: what the one-process
+    workbook writes, a line feed in text written ``&#10;``."""
     from exports.writers.xlsx_writer import RowEncoder
 
     encode = RowEncoder(width).encode
     lines: list[str] = []
     done = 0
     for done, values in enumerate(rows, 1):
-        lines.append(encode(values, (first + done - 1) % limit + 2).replace("\n", "&#10;"))
+        lines.append(encode(values).replace("\n", "&#10;"))
         if len(lines) == 1000:  # ≈ 3.5 MB of XML (a 93-column row is ≈ 3.5 kB)
             lines.append("")
             yield "\n".join(lines).encode()

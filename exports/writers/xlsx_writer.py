@@ -128,8 +128,9 @@ def workbook_write(
 ) -> None:
     """The workbook: ``rows`` as data sheets of at most ``limit`` rows, then the About sheet
     and the package. Rows are values; or, with ``xml``, blocks of ``<row>`` elements the
-    SQL pushdown wrote, one per line, laid into the sheets as they are."""
-    style = RowEncoder(len(columns)).encode
+    SQL pushdown or a forked part wrote, one per line, laid into the sheets as they are."""
+    encoder = RowEncoder(len(columns))
+    style, encode = encoder.styled, encoder.encode
     widths = [column.width for column in columns]
     header = [column.label for column in columns]
     count = 0
@@ -159,7 +160,7 @@ def workbook_write(
                 if in_sheet == limit:
                     next_sheet()
                 in_sheet += 1
-                sheet.row(style(values, in_sheet + 1))
+                sheet.row(encode(values))
             count += 1
             _add_sheet(zf, sheet, count, filtered=True)
             sheet = _SheetFile([28, 80], frozen=False)
@@ -193,24 +194,26 @@ class RowEncoder:
             dt.datetime: self._datetime,
         }
 
-    def encode(self, values: Any, row_index: int, styles: str | Sequence[str | None] | None = None) -> str:
-        """The ``<row>`` for ``values``; ``styles`` (a style id, or one per cell) is for header and About rows."""
-        number = str(row_index)
-        if styles is not None:
-            letters = self.letters
-            if len(letters) < len(values):
-                letters.extend(get_column_letter(i) for i in range(len(letters) + 1, len(values) + 1))
-            per_cell = [styles] * len(values) if isinstance(styles, str) else styles
-            cells = [
-                _text(letter + number, text(value), style)
-                for letter, value, style in zip(letters, values, per_cell, strict=False)
-                if value is not None
-            ]
-            return f'<row r="{number}">{"".join(cells)}</row>'
-        # Data cells carry no reference: each follows the one before it (an empty one is
-        # <c/>), as in the pushdown's rows, which saves building one per cell.
+    def encode(self, values: Any) -> str:
+        """The ``<row>`` of a data row. Neither the row nor its cells carry a reference:
+        each follows the one before it (an empty cell is ``<c/>``), so rows written apart
+        (the pushdown's, a forked part's) are laid into a sheet as they are."""
         by_type, other = self._by_type, self._other
         cells = [EMPTY if value is None else (by_type.get(value.__class__) or other)(value) for value in values]
+        return f"<row>{''.join(cells)}</row>"
+
+    def styled(self, values: Any, row_index: int, styles: str | Sequence[str | None]) -> str:
+        """The ``<row>`` of a header or About row: text cells, ``styles`` a style id or one per cell."""
+        number = str(row_index)
+        letters = self.letters
+        if len(letters) < len(values):
+            letters.extend(get_column_letter(i) for i in range(len(letters) + 1, len(values) + 1))
+        per_cell = [styles] * len(values) if isinstance(styles, str) else styles
+        cells = [
+            _text(letter + number, text(value), style)
+            for letter, value, style in zip(letters, values, per_cell, strict=False)
+            if value is not None
+        ]
         return f'<row r="{number}">{"".join(cells)}</row>'
 
     @staticmethod
