@@ -70,7 +70,6 @@ class _Refs:
         self.values: list[str] = []
         self.documents: list[str] = []
         self._pseudonym_key = pseudonym_key
-        self.uses_pads = False
 
     def value(self, expression: str) -> str:
         """``expression`` computed once per row (tag JSON values are read by many branches)."""
@@ -123,7 +122,6 @@ class _Refs:
         out part), shows it in ``pg_stat_activity`` and hands it to any statement log."""
         if self._pseudonym_key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        self.uses_pads = True
         return (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
 
     @property
@@ -570,10 +568,7 @@ class _Part:
             # A JSON value or a sheet row never holds a raw control character: with \x01 as
             # the quote and \x02 as the delimiter, COPY writes each as it is, a row a line.
             statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-            if self.frame is not None:
-                _copy_json_lines(cursor, statement, self.params, self, self.frame)
-            else:
-                _copy_lines(cursor, statement, self.params, self)
+            _copy_lines(cursor, statement, self.params, self, self.frame)
 
 
 def load_pads(cursor: Any, key: bytes) -> None:
@@ -688,25 +683,18 @@ def json_lines(data: bytes, rows: int, frame: JsonFrame) -> bytes:
     return b"".join(mixed)
 
 
-def _copy_json_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part, frame: JsonFrame) -> None:
-    """Stream COPY's rows of JSON values as JSON lines."""
+def _copy_lines(
+    cursor: Any, statement: str, params: dict[str, Any], part: _Part, frame: JsonFrame | None = None
+) -> None:
+    """Stream COPY's output, a row a line: as it is (typed CSV, sheet rows), or rows of
+    JSON values framed as JSON lines (``frame``)."""
 
     def flush(data: bytes, rows: int) -> None:
-        part.output.write(json_lines(data, rows, frame))
+        part.output.write(data if frame is None else json_lines(data, rows, frame))
         part.rows += rows
 
-    # Smaller blocks: a block's values are split into a bytes object each while it is framed.
-    _blocks(cursor, statement, params, part, flush, block_bytes=BLOCK_BYTES // 4)
-
-
-def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
-    """Stream COPY's output as it is (one JSON line per row)."""
-
-    def flush(data: bytes, rows: int) -> None:
-        part.output.write(data)
-        part.rows += rows
-
-    _blocks(cursor, statement, params, part, flush)
+    # Framed blocks are smaller: a block's values are split into a bytes object each.
+    _blocks(cursor, statement, params, part, flush, block_bytes=BLOCK_BYTES if frame is None else BLOCK_BYTES // 4)
 
 
 def _blocks(
