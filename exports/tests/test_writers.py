@@ -22,7 +22,11 @@ import pytest
 
 from exports.columns_base import Column, ColumnGroup, ColumnType
 from exports.tests.office import needs_office, office_csv
-from exports.writers import WRITERS, BaseWriter, CsvWriter, JsonlWriter, ParquetWriter, XlsxWriter, get_writer
+from exports.writers import FORMATS, BaseWriter, get_writer, writer_class
+from exports.writers.csv_writer import CsvWriter
+from exports.writers.jsonl_writer import JsonlWriter
+from exports.writers.parquet_writer import ParquetWriter
+from exports.writers.xlsx_writer import XlsxWriter
 from tagging.formatting import as_text
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -127,10 +131,11 @@ def read_parquet(data: bytes) -> pa.Table:
 
 
 def test_registry_has_one_writer_per_format() -> None:
-    assert set(WRITERS) == {"csv", "xlsx", "jsonl", "parquet"}
-    for name, writer_class in WRITERS.items():
+    assert set(FORMATS) == {"csv", "xlsx", "jsonl", "parquet"}
+    classes = {"csv": CsvWriter, "xlsx": XlsxWriter, "jsonl": JsonlWriter, "parquet": ParquetWriter}
+    for name in FORMATS:
         writer = get_writer(name)
-        assert isinstance(writer, writer_class)
+        assert writer_class(name) is classes[name] and type(writer) is classes[name]
         assert writer.format == writer.extension == name
     assert get_writer("csv").media_type == "text/csv; charset=utf-8"
     assert get_writer("xlsx").media_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -533,7 +538,7 @@ def test_parquet_without_rows_or_datetimes_uses_utc() -> None:
 
 # --- every format ----------------------------------------------------------------------
 
-ALL_FORMATS = sorted(WRITERS)
+ALL_FORMATS = sorted(FORMATS)
 
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS)

@@ -7,7 +7,6 @@ openpyxl (about 60 MB and a tenth of a second each)."""
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
 
 from .base import BaseWriter
 
@@ -34,16 +33,6 @@ def writer_class(format: str) -> type[BaseWriter]:
 def get_writer(format: str) -> BaseWriter:
     """A writer for ``format`` ("csv", "xlsx", "jsonl", "parquet"); ``KeyError`` names the known ones."""
     return writer_class(format)()
-
-
-def __getattr__(name: str) -> Any:
-    """``WRITERS`` and the writer classes by name, each imported on first use."""
-    if name == "WRITERS":
-        return {format: writer_class(format) for format in _WRITERS}
-    for format, (_, class_name) in _WRITERS.items():
-        if class_name == name:
-            return writer_class(format)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["FORMATS", "BaseWriter", "get_writer", "writer_class"]
