@@ -31,6 +31,7 @@ from tagging.paths import parse_field_path
 from tagging.resolution import CompiledTag, compile_tags, tag_pseudonym_column
 
 T = ColumnType
+JsonKeys = tuple[str, ...]
 MAX_INVESTIGATIONS = 10
 DEFAULT_MAX_INVESTIGATIONS = 3
 
@@ -46,6 +47,10 @@ class Layout:
     now: dt.datetime
     pseudonym_key: bytes | None = None  # the organization's, when identities are pseudonymised
     case_convert: Mapping[int, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
+    # The paths read in each JSON field, case's and investigation's: such a field's value in
+    # a row is the list of the values at its paths, in this order (``exports.rows``).
+    case_paths: Mapping[str, Sequence[JsonKeys]] = dataclasses.field(default_factory=dict)
+    investigation_paths: Mapping[str, Sequence[JsonKeys]] = dataclasses.field(default_factory=dict)
 
 
 class Block:
@@ -114,6 +119,8 @@ class ExportColumn:
     sql: Callable[[SqlBuilder, Refs], str | None] | None = None
     # For an identity column: the people's values before they are shown or pseudonymised.
     identity: IdentitySource | None = None
+    # The JSON field (one of ``fields`` or ``investigation_fields``) and the keys it reads.
+    json_path: tuple[str, JsonKeys] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,23 +536,19 @@ def _tag(tag: CompiledTag) -> ExportColumn:
     coercer = tag.coercer
 
     def values(layout: Layout) -> Extractor:
-        """The entity's stored values: the field's, or what lies at the path in its JSON."""
+        """The entity's stored values: the field's, or what lies at the path in its JSON
+        (a JSON field is read as the values at its paths: this path's is the n-th)."""
         if entity == "investigation":
             i = layout.investigation[field]
-            stored: Extractor = lambda block: [None if inv is None else inv[i] for inv in block.invs]  # noqa: E731
-        else:
-            i = layout.case[lookup]
-            stored = block_case(i)
+            n = layout.investigation_paths[field].index(keys) if keys else None
+            if n is None:
+                return lambda block: [None if inv is None else inv[i] for inv in block.invs]
+            return lambda block: [None if inv is None or inv[i] is None else inv[i][n] for inv in block.invs]
+        i = layout.case[lookup]
         if not keys:
-            return stored
-
-        def walked(block: Block) -> Sequence[Any]:
-            found = stored(block)
-            for key in keys:  # objects only, level by level
-                found = [v.get(key) if v.__class__ is dict else None for v in found]
-            return found
-
-        return walked
+            return block_case(i)
+        n = layout.case_paths[lookup].index(keys)
+        return lambda block: [None if v is None else v[n] for v in block.case(i)]
 
     def compile(layout: Layout) -> Extractor:
         raw = values(layout)
@@ -583,9 +586,10 @@ def _tag(tag: CompiledTag) -> ExportColumn:
         if sensitivity == Sensitivity.IDENTITY
         else None
     )
+    json_path = ((field if entity == "investigation" else lookup), keys) if keys else None
     if entity == "investigation":
-        return ExportColumn(column, (), compile, (field,), sql=sql, identity=identity)
-    return ExportColumn(column, (lookup,), compile, sql=sql, identity=identity)
+        return ExportColumn(column, (), compile, (field,), sql=sql, identity=identity, json_path=json_path)
+    return ExportColumn(column, (lookup,), compile, sql=sql, identity=identity, json_path=json_path)
 
 
 #: The model field class of each plain field a tag may read, per entity.

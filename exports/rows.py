@@ -15,17 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, JSONField, Model, Q, QuerySet, TextField
-from django.db.models.expressions import RawSQL
+from django.db.models import F, Field, Func, JSONField, Model, Q, QuerySet, TextField
+from django.db.models.expressions import Expression, RawSQL
 from django.db.models.functions import Cast
 
 from cases.models import Case, Investigation, Party
-from exports.columns import Block, ExportColumn, Layout, export_columns
+from exports.columns import Block, ExportColumn, JsonKeys, Layout, export_columns
 from exports.columns_base import Column, IdentityMode, Sensitivity
 
 CHUNK_SIZE = 2000
@@ -58,12 +59,19 @@ def fetch_sql(sql: str, params: Sequence[Any], convert: Sequence[tuple[int, Conv
     return out
 
 
-def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Converter]]:
+def converters(
+    model: type[Model], lookups: Sequence[str], paths: Mapping[str, Sequence[JsonKeys]] | None = None
+) -> list[tuple[int, Converter]]:
     """(index, function) for each lookup whose raw database value needs converting: Django's
     own converters for the field, but for JSON, and for datetimes and booleans on SQLite,
-    which are converted directly (Django's generic converters cost more than reading the row)."""
+    which are converted directly (Django's generic converters cost more than reading the row).
+    A JSON field read at ``paths`` becomes the list of the values at its paths (``selected``)."""
     found: list[tuple[int, Converter]] = []
     for i, lookup in enumerate(lookups):
+        if paths and lookup in paths:
+            at = tuple(paths[lookup])
+            found.append((i, json.loads if database_reads_json() else functools.partial(_walked, at)))
+            continue
         field = _field(model, lookup)
         if connection.vendor == "sqlite" and field.get_internal_type() == "DateTimeField":
             found.append((i, _sqlite_datetime))
@@ -81,16 +89,74 @@ def converters(model: type[Model], lookups: Sequence[str]) -> list[tuple[int, Co
     return found
 
 
-def selected(model: type[Model], lookups: Sequence[str]) -> list[str | Cast]:
+def selected(
+    model: type[Model], lookups: Sequence[str], paths: Mapping[str, Sequence[JsonKeys]] | None = None
+) -> list[str | Expression]:
     """What a ``values_list`` of ``lookups`` selects: on SQLite, datetimes as their stored
     text (``converters`` parses it in C; the sqlite3 module's own converter for a datetime
-    column is a Python function per value)."""
+    column is a Python function per value), and a JSON field read at ``paths`` as the values
+    at those paths (``JsonAt``)."""
     if connection.vendor != "sqlite":
         return list(lookups)
-    return [
-        Cast(lookup, TextField()) if _field(model, lookup).get_internal_type() == "DateTimeField" else lookup
-        for lookup in lookups
-    ]
+    chosen: list[str | Expression] = []
+    for lookup in lookups:
+        if paths and lookup in paths and database_reads_json():
+            chosen.append(JsonAt(lookup, paths[lookup]))
+        elif _field(model, lookup).get_internal_type() == "DateTimeField":
+            chosen.append(Cast(lookup, TextField()))
+        else:
+            chosen.append(lookup)
+    return chosen
+
+
+def database_reads_json() -> bool:
+    """Whether the database reads a JSON field's values at their paths (``JsonAt``);
+    elsewhere the document is parsed and walked here."""
+    return connection.vendor == "sqlite"
+
+
+class JsonAt(Func):
+    """SQLite: the JSON values at ``paths`` of a JSON column, as the text of one JSON array
+    (``json_extract`` of several paths): SQLite reads the document in C and sends only the
+    values read, each as its JSON text (a number's literal as stored), so Python parses a
+    short array instead of a whole document (3 against 15 µs a case) and walks nothing.
+
+    Paths are objects' keys only (``$."a"."b"``), as the walk in Python goes. Django keeps
+    only documents SQLite reads in a JSON column (its ``JSON_VALID`` check constraint).
+    """
+
+    output_field = TextField()
+
+    def __init__(self, lookup: str, paths: Sequence[JsonKeys]) -> None:
+        super().__init__(F(lookup))
+        # One path would give the value itself, not an array of it.
+        self.paths = [json_path(keys) for keys in paths] * (2 if len(paths) == 1 else 1)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        document, params = compiler.compile(self.source_expressions[0])
+        return f"json_extract({document}, {', '.join(['%s'] * len(self.paths))})", [*params, *self.paths]
+
+
+def json_path(keys: JsonKeys) -> str:
+    """SQLite's JSON path of object keys. SQLite compares a quoted key with the key as the
+    document spells it: keys as ``tagging.paths`` allows them (ASCII letters, digits, ``_``
+    and ``-``) are spelled one way only."""
+    if not all(re.fullmatch(r"[A-Za-z0-9_-]+", key) for key in keys):
+        raise ValueError(f"cannot read {keys!r} as a SQLite JSON path")
+    return "$" + "".join(f'."{key}"' for key in keys)
+
+
+def _walked(paths: Sequence[JsonKeys], value: Any) -> list[Any]:
+    """The values at ``paths`` of a JSON document (its text, or already parsed), walking
+    objects only, level by level (a missing key or a non-object on the way: None)."""
+    document = _json(value)
+    found = []
+    for keys in paths:
+        at = document
+        for key in keys:
+            at = at.get(key) if at.__class__ is dict else None
+        found.append(at)
+    return found
 
 
 def _apply(steps: Sequence[Callable[[Any, Any, Any], Any]], column: Any, value: Any) -> Any:
@@ -157,6 +223,14 @@ class OfCases:
         return fetch_sql(self.sql, params, convert)
 
 
+def _paths(read: Iterable[tuple[str, JsonKeys] | None]) -> dict[str, list[JsonKeys]]:
+    """The paths read in each JSON field, each once, in a stable order."""
+    paths: dict[str, list[JsonKeys]] = {}
+    for field, keys in sorted({path for path in read if path is not None}):
+        paths.setdefault(field, []).append(keys)
+    return paths
+
+
 class RowPlan:
     """One export's columns, compiled: what it reads and the function that makes its rows."""
 
@@ -189,11 +263,16 @@ class RowPlan:
         inv_fields = {f for c in self.export_columns for f in c.investigation_fields}
         self.needs_investigations = dataset == "investigations" or bool(inv_fields)
         self.inv_fields = ["case_id", *sorted(inv_fields - {"case_id"})]
-        self._inv_convert = converters(Investigation, self.inv_fields)
+        # A JSON field is read as the values at the paths its columns read.
+        case_paths = _paths(c.json_path for c in self.export_columns if c.json_path and c.json_path[0] in c.fields)
+        inv_paths = _paths(
+            c.json_path for c in self.export_columns if c.json_path and c.json_path[0] in c.investigation_fields
+        )
+        self._inv_convert = converters(Investigation, self.inv_fields, inv_paths)
         self._invs: OfCases | None = None  # compiled when first read
         self._parties: OfCases | None = None
-        self._inv_select = selected(Investigation, self.inv_fields)
-        self._case_select = selected(Case, self.case_fields)
+        self._inv_select = selected(Investigation, self.inv_fields, inv_paths)
+        self._case_select = selected(Case, self.case_fields, case_paths)
         self.layout = Layout(
             case={f: i for i, f in enumerate([*self.case_fields, *self.party_fields])},
             investigation={f: i for i, f in enumerate(self.inv_fields)},
@@ -201,7 +280,9 @@ class RowPlan:
             now=now.astimezone(zone),
             pseudonym_key=pseudonym_key,
             # Case values are read raw and converted column by column, when a column reads them.
-            case_convert=dict(converters(Case, self.case_fields)),
+            case_convert=dict(converters(Case, self.case_fields, case_paths)),
+            case_paths=case_paths,
+            investigation_paths=inv_paths,
         )
         self.extractors = [c.compile(self.layout) for c in self.export_columns]
 

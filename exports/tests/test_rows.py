@@ -1,0 +1,115 @@
+"""The Python path's reading (``exports.rows``): JSON fields read at their tags' paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
+from exports import rows as rows_module
+from exports.filters import cases_filtered
+from exports.rows import JsonAt, RowPlan
+from organizations.tests.factories import OrganizationFactory
+from tagging.models import TagSlot
+
+pytestmark = pytest.mark.django_db
+
+# Numbers whose literal matters (1.0, 2.50, a 30-digit integer, -0.0, 1e-05, 1e300), escapes,
+# nesting, a list where an object is walked, an object where a list index is, and documents
+# that are not objects.
+DOCUMENTS = [
+    {"v": "EMEA", "deep": {"v": 1.0}, "arr": [1]},
+    {"v": 2.50, "deep": {"v": {"x": [1, 2.5, None]}}},
+    {"v": 123456789012345678901234567890, "deep": "not an object"},
+    {"v": [], "deep": {"v": ["a", None, True, "=x"]}},
+    {"v": 1e300, "deep": {"v": 1}},
+    {"v": True},
+    {"v": 'ünï "q" \\ \n \u2028 🙂', "deep": {"v": False}},
+    {"v": -0.0, "deep": {"v": 1e-05}, "arr": {"0": "an object's key"}},
+    {"v": " 1,500 ", "deep": {"v": None}},
+    {},
+    [1, 2],
+    "just text",
+]
+TAGS = [
+    ("case", "custom_fields.v", "text"),
+    ("case", "custom_fields.v", "number"),
+    ("case", "custom_fields.v", "boolean"),
+    ("case", "custom_fields.v", "list"),
+    ("case", "custom_fields.deep.v", "text"),
+    ("case", "custom_fields.arr.0", "text"),
+    ("riu", "custom_fields.v", "number"),
+    ("investigation", "custom_fields.deep.v", "text"),
+]
+
+
+def _seed() -> None:
+    org = OrganizationFactory(slug="json", timezone="Europe/Paris")
+    for slot, (entity, path, data_type) in enumerate(TAGS, 1):
+        TagSlot.objects.create(
+            organization=org,
+            slot=slot,
+            label=f"{entity} {path} {data_type}",
+            source_entity=entity,
+            field_path=path,
+            data_type=data_type,
+            sensitivity="identity" if data_type == "list" else "standard",
+        )
+    created = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)
+    for i, document in enumerate(DOCUMENTS):
+        riu = None if i % 4 == 3 else RIUFactory(organization=org, custom_fields={"v": document})
+        case = CaseFactory(
+            organization=org, primary_riu=riu, custom_fields=document, created_at=created + dt.timedelta(hours=i)
+        )
+        for n in range(i % 3):
+            InvestigationFactory(case=case, number=n + 1, custom_fields={"deep": {"v": DOCUMENTS[(i + n) % 9]}})
+    return org
+
+
+def _rows(org) -> list[str]:
+    plan = RowPlan(
+        dataset="cases",
+        options={"max_investigations": 2},
+        snapshot=[t.snapshot() for t in TagSlot.objects.filter(organization=org).order_by("slot")],
+        timezone=org.timezone,
+        now=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        pseudonym_key=bytes(org.pseudonym_key),
+    )
+    cases = cases_filtered(organization_id=org.pk, filters={}, timezone=org.timezone)
+    keys = [c.key for c in plan.columns]
+    # repr: NaN is not equal to itself, and 1 must not pass for 1.0 nor True for 1.
+    return [repr({k: v for k, v in zip(keys, row, strict=True) if k.startswith("tag_")}) for row in plan.rows(cases)]
+
+
+def test_json_read_at_its_paths_by_the_database_gives_what_the_walk_in_python_gives(monkeypatch):
+    org = _seed()
+    extracted = _rows(org)
+    monkeypatch.setattr(rows_module, "database_reads_json", lambda: False)
+    walked = _rows(org)
+
+    assert extracted == walked
+    assert len(extracted) == len(DOCUMENTS)
+    # Values that come only from a document, so that both readings reading nothing would fail.
+    assert "'EMEA'" in extracted[0] and "Decimal('1500')" not in extracted[0]
+    assert "2.5" in extracted[1] and "'Yes'" in extracted[5] and "'tag_1': None" in extracted[10]
+
+
+def test_on_sqlite_the_database_reads_each_json_field_once_at_its_paths():
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's Python path parses and walks the documents")
+    org = _seed()
+    plan = RowPlan(
+        dataset="cases",
+        options={},
+        snapshot=[t.snapshot() for t in TagSlot.objects.filter(organization=org)],
+        timezone=org.timezone,
+        now=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        pseudonym_key=bytes(org.pseudonym_key),
+    )
+    reads = [s for s in plan._case_select if isinstance(s, JsonAt)]
+    assert [r.paths for r in reads] == [
+        ['$."arr"."0"', '$."deep"."v"', '$."v"'],
+        ['$."v"', '$."v"'],  # the RIU's: one path, asked twice for an array
+    ]
