@@ -53,7 +53,7 @@ from exports.filters import cases_filtered, filters_describe, filters_resolve
 from exports.forked import forked_write
 from exports.models import Dataset, ExportFormat, ExportJob, ExportSource, ExportStatus
 from exports.pushdown import copy_write, pushdown_enabled
-from exports.rows import RowPlan
+from exports.rows import RowPlan, collecting_rarely
 from exports.signals import export_job_finished
 from exports.tempfiles import temporary_dir
 from organizations.models import Organization
@@ -446,9 +446,6 @@ def export_write(
     def write(rows: Iterable[Sequence[Any]], out: Any, progress: Callable[[int], None] | None) -> int:
         return writer.write(columns=plan.columns, rows=rows, stream=out, about=about, on_progress=progress)
 
-    if (written := forked_write(**file, write=write)) is not None:
-        return written
-
     def rows() -> Iterator[Sequence[Any]]:
         count = 0
         for row in plan.rows(cases):
@@ -457,7 +454,10 @@ def export_write(
         # Writers read ``about`` after the last row (XLSX writes it as its last sheet).
         about.append(("Rows", f"{count:,}"))
 
-    return write(rows(), stream, on_progress)
+    with collecting_rarely():  # rows made in Python: by forked processes on SQLite, else here
+        if (written := forked_write(**file, write=write)) is not None:
+            return written
+        return write(rows(), stream, on_progress)
 
 
 def _write_board_report(job: ExportJob, cases: Any, stream: Any, generated: dt.datetime) -> int:

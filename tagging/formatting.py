@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import models
 
-from organizations.pseudonyms import pseudonym
+from organizations.pseudonyms import column_pseudonym, pseudonym
 
 LIST_SEPARATOR = "; "
 YES, NO = "Yes", "No"
@@ -177,7 +177,7 @@ def pseudonymiser(*, key: bytes, column: str, remember: int = 4096) -> Callable[
     """``pseudonymise_raw`` for one key and column, remembering the pseudonyms of the last
     ``remember`` texts: the same people recur across a file's cases (one HMAC per person,
     not per cell)."""
-    one = functools.lru_cache(maxsize=remember)(functools.partial(_pseudonym_of_text, key, column))
+    one = functools.lru_cache(maxsize=remember)(column_pseudonym(key=key, column=column))
     return functools.partial(_pseudonymised, one=one)
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from decimal import Decimal
 
 import pytest
 
-from organizations.pseudonyms import PATTERN, pseudonym
+from organizations.pseudonyms import PATTERN, column_pseudonym, pseudonym
 from tagging.formatting import as_text, coerce, pseudonymiser
 from tagging.paths import FieldPathError, compile_getter, parse_field_path
 from tagging.resolution import compile_tags, pseudonymise_raw, resolve_tags, tag_pseudonym_column
@@ -193,3 +195,14 @@ def test_compiled_tags_carry_sensitivity_and_their_pseudonym_column():
     assert (new.sensitivity, new.is_identity) == ("identity", True)
     assert old.pseudonym_column == "case.custom_fields.a" == tag_pseudonym_column("case", "custom_fields.a")
     assert new.pseudonym_column == "riu.custom_fields.caller.phone"
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, b"", b"x" * 64, bytes(range(256)) * 2])
+def test_a_columns_pseudonyms_are_hmac_sha256_of_the_column_and_the_normalised_value(key):
+    column = "party.subject_names"
+    of = column_pseudonym(key=key, column=column)
+    for value in ["Ana Silva", "  ZOË Ångström\u00a0", "İlker", "日本 太郎", "x" * 200, 7, 2.5]:
+        normalised = str(value).strip().lower()
+        expected = hmac.new(key, f"{column}:{normalised}".encode(), hashlib.sha256).hexdigest()[:10]
+        assert of(value) == pseudonym(key=key, column=column, value=value) == f"PSN-{expected}"
+    assert of(None) is None and of(" \t") is None and of("") is None
