@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import random
 import tempfile
 import tracemalloc
 import zipfile
@@ -23,6 +24,7 @@ import pytest
 from exports.columns_base import Column, ColumnGroup, ColumnType
 from exports.tests.office import needs_office, office_csv
 from exports.writers import FORMATS, BaseWriter, get_writer, writer_class
+from exports.writers.cells import spreadsheet_text
 from exports.writers.csv_writer import CsvWriter
 from exports.writers.jsonl_writer import JsonlWriter
 from exports.writers.parquet_writer import ParquetWriter
@@ -189,6 +191,40 @@ def test_csv_survives_values_as_text_cannot_render() -> None:
     columns, rows = one_column_rows([float("nan"), float("inf"), float("-inf"), "\udc80bad", [1, 2]])
     body = [row[0] for row in read_csv(write(CsvWriter(), rows, columns))[1:]]
     assert body == ["NaN", "Infinity", "'-Infinity", "?bad", "1; 2"]
+
+
+def _csv_module_bytes(columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> bytes:
+    """What Python's csv module writes of the cells (the writer's reference)."""
+    text = io.StringIO(newline="")
+    out = csv.writer(text, dialect="excel", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    out.writerow([spreadsheet_text(column.label) for column in columns])
+    out.writerows([[spreadsheet_text(value) for value in row] for row in rows])
+    return b"\xef\xbb\xbf" + text.getvalue().encode("utf-8", errors="replace")
+
+
+@pytest.mark.parametrize("width", [1, 2, 7])
+def test_csv_bytes_are_the_csv_modules_whatever_the_mix_of_values_in_a_column(width: int) -> None:
+    rng = random.Random(width)
+    pieces = ["a", "é", "日本", ",", '"', "\r", "\n", "\r\n", " ", "=", "-", "+", "@", "\t", "\x00", "\udc80", "'", ";"]
+    kinds = [
+        lambda: "".join(rng.choices(pieces, k=rng.randint(0, 4))),
+        lambda: None,
+        lambda: rng.randint(-(10**20), 10**20),
+        lambda: rng.choice([True, False]),
+        lambda: Decimal(rng.randint(-99999, 99999)) / 100,
+        lambda: dt.datetime(2026, 3, 29, rng.randint(0, 23), 30, rng.choice([0, 15]), tzinfo=PARIS),
+        lambda: dt.date(2026, 1, rng.randint(1, 28)),
+        lambda: rng.choice([0.1, -2.5, float("nan"), float("-inf"), 1e300]),
+        lambda: ["x", rng.randint(0, 9)],
+    ]
+    # Each column of one kind, of one kind or None, or of any kind; a batch boundary inside.
+    plans = [[rng.randrange(len(kinds))] for _ in range(width)]
+    plans = [p + ([1] if i % 3 == 1 else list(range(len(kinds))) if i % 3 == 2 else []) for i, p in enumerate(plans)]
+    rows = [tuple(kinds[rng.choice(plan)]() for plan in plans) for _ in range(2500)]
+    rows += [("",) * width, (None,) * width]
+    columns = [Column(f"c{i}", ["=label", "a,b", 'q"'][i % 3], T.TEXT) for i in range(width)]
+
+    assert write(CsvWriter(), rows, columns) == _csv_module_bytes(columns, rows)
 
 
 def test_csv_leaves_the_callers_stream_open_after_an_error() -> None:
