@@ -45,11 +45,18 @@ def fetch(query: QuerySet[Any], convert: Sequence[tuple[int, Converter]]) -> lis
     return fetch_sql(sql, params, convert)
 
 
-def fetch_sql(sql: str, params: Sequence[Any], convert: Sequence[tuple[int, Converter]]) -> list[Sequence[Any]]:
-    """``fetch`` of compiled SQL."""
+def fetch_sql(
+    sql: str,
+    params: Sequence[Any],
+    convert: Sequence[tuple[int, Converter]],
+    keep: Callable[[Sequence[Any]], bool] | None = None,
+) -> list[Sequence[Any]]:
+    """``fetch`` of compiled SQL; only the rows ``keep`` keeps, when given."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if keep is not None:
+        rows = list(filter(keep, rows))
     if not convert:
         return rows
     out: list[Sequence[Any]] = []
@@ -248,25 +255,47 @@ collecting_rarely = _Collector().rarely
 
 
 class OfCases:
-    """A ``values_list`` query of the rows that belong to some cases, compiled once; each
-    chunk's case ids are bound as one parameter (a JSON array on SQLite, an array on
-    PostgreSQL). Django prepares an ``IN`` list value by value and the database parses a
-    placeholder per case: a chunk's investigations and parties took 29–32 ms this way
-    against 14 ms."""
+    """A ``values_list`` query (``case_id`` first) of the rows that belong to some cases,
+    compiled once; each chunk's case ids are bound as one parameter (a JSON array on SQLite,
+    an array on PostgreSQL). Django prepares an ``IN`` list value by value and the database
+    parses a placeholder per case: a chunk's investigations and parties took 29–32 ms this
+    way against 14 ms.
+
+    When a chunk's ids are nearly consecutive (cases recorded in order, as they usually
+    are), the rows are read over the range of ids instead, one index range instead of a
+    look-up per case (SQLite: 12 against 7 µs a case for the investigations, 14 against 6
+    for the parties), and the rows of cases outside the chunk are dropped."""
+
+    DENSE = 2  # at most this many ids in the range per id of the chunk
 
     def __init__(self, query: QuerySet[Any]) -> None:
-        marker = object()
+        marker, low, high = object(), object(), object()
         sqlite = connection.vendor == "sqlite"
         ids = RawSQL("SELECT value FROM json_each(%s)" if sqlite else "SELECT unnest(%s::bigint[])", (marker,))
         sql, params = query.filter(case_id__in=ids).query.sql_with_params()
         self.sql, self.params = sql, list(params)
-        self._at = next(i for i, param in enumerate(self.params) if param is marker)
+        self._at = _index(self.params, marker)
         self._bind: Callable[[list[int]], Any] = json.dumps if sqlite else list
+        between = {"case_id__gte": RawSQL("%s", (low,)), "case_id__lte": RawSQL("%s", (high,))}
+        sql, params = query.filter(**between).query.sql_with_params()
+        self.range_sql, self.range_params = sql, list(params)
+        self._low, self._high = _index(self.range_params, low), _index(self.range_params, high)
 
     def fetch(self, case_ids: list[int], convert: Sequence[tuple[int, Converter]] = ()) -> list[Sequence[Any]]:
-        params = self.params.copy()
-        params[self._at] = self._bind(case_ids)
-        return fetch_sql(self.sql, params, convert)
+        low, high = min(case_ids, default=0), max(case_ids, default=0)
+        if not case_ids or high - low + 1 > self.DENSE * len(case_ids):
+            params = self.params.copy()
+            params[self._at] = self._bind(case_ids)
+            return fetch_sql(self.sql, params, convert)
+        params = self.range_params.copy()
+        params[self._low], params[self._high] = low, high
+        wanted = set(case_ids)
+        keep = None if len(wanted) == high - low + 1 else (lambda row: row[0] in wanted)
+        return fetch_sql(self.range_sql, params, convert, keep)
+
+
+def _index(params: list[Any], marker: object) -> int:
+    return next(i for i, param in enumerate(params) if param is marker)
 
 
 def _paths(read: Iterable[tuple[str, JsonKeys] | None]) -> dict[str, list[JsonKeys]]:

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.db import connection
 
-from cases.tests.factories import CaseFactory, InvestigationFactory, RIUFactory
+from cases.tests.factories import CaseFactory, InvestigationFactory, PartyFactory, RIUFactory
 from exports import rows as rows_module
 from exports.filters import cases_filtered
 from exports.rows import JsonAt, RowPlan
@@ -113,3 +113,37 @@ def test_on_sqlite_the_database_reads_each_json_field_once_at_its_paths():
         ['$."arr"."0"', '$."deep"."v"', '$."v"'],
         ['$."v"', '$."v"'],  # the RIU's: one path, asked twice for an array
     ]
+
+
+@pytest.mark.parametrize("others_between", [1, 5], ids=["ids-nearly-consecutive", "ids-far-apart"])
+def test_a_chunks_investigations_and_parties_are_its_cases_own(others_between):
+    """Read over the range of the chunk's ids when they are nearly consecutive, else case by
+    case: either way another organization's cases in between give nothing."""
+    mine, other = OrganizationFactory(), OrganizationFactory()
+    expected = {}
+    for i in range(6):
+        case = CaseFactory(organization=mine)
+        for n in range(i % 3):
+            InvestigationFactory(case=case, number=n + 1)
+        PartyFactory(case=case, organization=mine, role="reporter", full_name=f"Reporter {i}")
+        expected[case.reference] = (i % 3, f"Reporter {i}")
+        for _ in range(others_between):
+            theirs = CaseFactory(organization=other)
+            InvestigationFactory(case=theirs, number=1)
+            PartyFactory(case=theirs, organization=other, role="reporter", full_name="Not mine")
+    plan = RowPlan(
+        dataset="cases",
+        options={
+            "core": ["reference", "investigation_count", "reporter_name"],
+            "identity": "include",
+            "identity_reason": "test",
+            "include_tags": False,
+        },
+        snapshot=[],
+        timezone="UTC",
+        now=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        pseudonym_key=bytes(mine.pseudonym_key),
+    )
+    cases = cases_filtered(organization_id=mine.pk, filters={}, timezone="UTC")
+    rows = {row[0]: (row[1], row[2]) for row in plan.rows(cases)}
+    assert rows == expected
