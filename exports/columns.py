@@ -780,7 +780,7 @@ def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
         if key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
         pseudonymise = pseudonymiser(key=key, column=name)
-        return lambda block: [pseudonymise(v) for v in raw(block)]
+        return lambda block: list(map(pseudonymise, raw(block)))
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         if source.pseudonym_sql is not None:

@@ -186,9 +186,11 @@ def _pseudonym_of_text(key: bytes, column: str, text: str) -> str | None:
 
 
 def _pseudonymised(value: Any, one: Callable[[str], str | None]) -> str | None:
+    if value.__class__ is str:  # most values: raw_text of a text is the text
+        return one(value)
     if value is None:
         return None
     if isinstance(value, list | tuple):
-        names = (one(raw_text(v)) for v in value if v is not None)
-        return LIST_SEPARATOR.join(n for n in names if n) or None
+        # A missing element's text is "", which has no pseudonym: left out like a blank one.
+        return LIST_SEPARATOR.join(filter(None, map(one, map(raw_text, value)))) or None
     return one(raw_text(value))
