@@ -26,7 +26,7 @@ from exports.tests.office import needs_office, office_csv
 from exports.writers import FORMATS, BaseWriter, get_writer, writer_class
 from exports.writers.cells import spreadsheet_text
 from exports.writers.csv_writer import CsvWriter
-from exports.writers.jsonl_writer import JsonlWriter
+from exports.writers.jsonl_writer import JsonlWriter, json_value
 from exports.writers.parquet_writer import ParquetWriter
 from exports.writers.xlsx_writer import XlsxWriter
 from tagging.formatting import as_text
@@ -441,6 +441,34 @@ def test_xlsx_cancel_removes_temporary_files(monkeypatch: pytest.MonkeyPatch, tm
 
 
 # --- JSONL -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [1, 7])
+def test_jsonl_bytes_are_each_values_json_whatever_the_mix_of_values_in_a_column(width: int) -> None:
+    rng = random.Random(width)
+    pieces = ["a", "é", "日本", '"', "\\", "\n", "\x00", "\x1f", "\u2028", "\udc80", "%s", "%"]
+    kinds = [
+        lambda: "".join(rng.choices(pieces, k=rng.randint(0, 4))),
+        lambda: None,
+        lambda: rng.randint(-(10**20), 10**20),
+        lambda: rng.choice([True, False]),
+        lambda: Decimal(rng.randint(-99999, 99999)) / 100,
+        lambda: rng.choice([Decimal("NaN"), Decimal("-Infinity")]),
+        lambda: dt.datetime(2026, 3, 29, rng.randint(0, 23), 30, rng.choice([0, 15]), tzinfo=PARIS),
+        lambda: dt.date(2026, 1, rng.randint(1, 28)),
+        lambda: rng.choice([0.1, -2.5, float("nan"), float("-inf"), 1e300]),
+        lambda: ["x", rng.randint(0, 9)],
+    ]
+    plans = [[rng.randrange(len(kinds))] for _ in range(width)]
+    plans = [p + ([1] if i % 3 == 1 else list(range(len(kinds))) if i % 3 == 2 else []) for i, p in enumerate(plans)]
+    rows = [tuple(kinds[rng.choice(plan)]() for plan in plans) for _ in range(2500)]
+    columns = [Column(["c", "%s", 'q"'][i % 3] + str(i), "label", T.TEXT) for i in range(width)]
+
+    expected = "".join(
+        "{" + ",".join(f"{json.dumps(c.key)}:{json_value(v)}" for c, v in zip(columns, row, strict=True)) + "}\n"
+        for row in rows
+    )
+    assert write(JsonlWriter(), rows, columns) == expected.encode("utf-8", "backslashreplace")
 
 
 def test_jsonl_reads_back_native_types() -> None:

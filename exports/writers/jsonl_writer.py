@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
+import itertools
 import json.encoder
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -14,6 +14,9 @@ from exports.columns_base import Column
 from .base import BaseWriter
 from .cells import text
 
+BATCH_ROWS = 1000
+_NONE = type(None)
+_ISOFORMAT: dict[type, Callable[[Any], str]] = {dt.datetime: dt.datetime.isoformat, dt.date: dt.date.isoformat}
 # The C string encoder behind json.dumps(ensure_ascii=False): quotes and escapes, keeps non-ASCII.
 _quote: Callable[[str], str] = json.encoder.encode_basestring
 
@@ -58,7 +61,11 @@ def json_value(value: Any) -> str:
 
 
 class JsonlWriter(BaseWriter):
-    """One JSON object per line, UTF-8, keys are the column keys; no formula neutralisation."""
+    """One JSON object per line, UTF-8, keys are the column keys; no formula neutralisation.
+
+    Rows are written a batch at a time, column by column (as the CSV writer does): a column
+    whose values are all of one kind is encoded with one C-level call per value, and each
+    line is laid out by one ``%`` of a template holding the keys."""
 
     format = "jsonl"
     media_type = "application/jsonl"
@@ -73,25 +80,25 @@ class JsonlWriter(BaseWriter):
         about: Sequence[tuple[str, str]],
     ) -> None:
         """Write one line per row."""
-        # "backslashreplace" turns a lone surrogate into a \udcxx escape, which is valid
-        # JSON inside a string (the only place text goes) and reads back as the same value.
-        out = io.TextIOWrapper(
-            stream,
-            encoding="utf-8",
-            errors="backslashreplace",
-            newline="\n",
-            write_through=False,
-        )
-        try:
-            keys = [_quote(column.key) + ":" for column in columns]
-            by_type, fallback, write = _BY_TYPE, json_value, out.write
-            for row in rows:
-                values = [
-                    key + (by_type[value.__class__](value) if value.__class__ in by_type else fallback(value))
-                    for key, value in zip(keys, row, strict=True)
-                ]
-                write("{" + ",".join(values) + "}\n")
-            out.flush()
-        finally:
-            # Detaching (not closing) keeps the caller's stream open.
-            out.detach()
+        line = "{" + ",".join(_quote(column.key).replace("%", "%%") + ":%s" for column in columns) + "}\n"
+        rows = iter(rows)
+        while batch := list(itertools.islice(rows, BATCH_ROWS)):
+            values = [_values(column) for column in zip(*batch, strict=True)]
+            # "backslashreplace" turns a lone surrogate into a \udcxx escape, which is valid
+            # JSON inside a string (the only place text goes) and reads back as the same value.
+            stream.write("".join(map(line.__mod__, zip(*values, strict=True))).encode("utf-8", "backslashreplace"))
+
+
+def _values(values: Sequence[Any]) -> list[str]:
+    """One column's JSON values."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind is dt.datetime or kind is dt.date:  # ISO text needs no escaping: quoted as it is
+            return list(map(_quote, map(_ISOFORMAT[kind], values)))
+        if (encode := _BY_TYPE.get(kind)) is not None:
+            return list(map(encode, values))
+    elif kinds == {str, _NONE}:
+        return ["null" if v is None else _quote(v) for v in values]
+    by_type, fallback = _BY_TYPE, json_value
+    return [by_type[v.__class__](v) if v.__class__ in by_type else fallback(v) for v in values]
