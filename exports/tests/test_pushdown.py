@@ -32,6 +32,7 @@ from organizations.models import Organization
 from organizations.pseudonyms import hmac_pads
 from organizations.tests.factories import OrganizationFactory, UserFactory
 from tagging.models import TagSlot
+from tagging.tests.factories import tag_slots
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -132,20 +133,7 @@ IDENTITY_TAGS = {
 
 
 def _tags(org: Organization) -> None:
-    slot = 0
-    for entity, path, types in TAG_SPECS:
-        for data_type in types:
-            slot += 1
-            identity = (entity, path, data_type) in IDENTITY_TAGS
-            TagSlot.objects.create(
-                organization=org,
-                slot=slot,
-                label=f"{entity} {path} {data_type}",
-                source_entity=entity,
-                field_path=path,
-                data_type=data_type,
-                sensitivity="identity" if identity else "standard",
-            )
+    tag_slots(org, [(entity, path, t) for entity, path, types in TAG_SPECS for t in types], IDENTITY_TAGS)
 
 
 def _parties(org: Organization, case, i: int) -> None:

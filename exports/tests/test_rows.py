@@ -11,8 +11,10 @@ from cases.tests.factories import CaseFactory, InvestigationFactory, PartyFactor
 from exports import rows as rows_module
 from exports.filters import cases_filtered
 from exports.rows import JsonAt, RowPlan
+from organizations.models import Organization
 from organizations.tests.factories import OrganizationFactory
 from tagging.models import TagSlot
+from tagging.tests.factories import tag_slots
 
 pytestmark = pytest.mark.django_db
 
@@ -45,18 +47,9 @@ TAGS = [
 ]
 
 
-def _seed() -> None:
-    org = OrganizationFactory(slug="json", timezone="Europe/Paris")
-    for slot, (entity, path, data_type) in enumerate(TAGS, 1):
-        TagSlot.objects.create(
-            organization=org,
-            slot=slot,
-            label=f"{entity} {path} {data_type}",
-            source_entity=entity,
-            field_path=path,
-            data_type=data_type,
-            sensitivity="identity" if data_type == "list" else "standard",
-        )
+def _seed() -> Organization:
+    org: Organization = OrganizationFactory(slug="json", timezone="Europe/Paris")  # type: ignore[assignment]
+    tag_slots(org, TAGS, identity=[tag for tag in TAGS if tag[2] == "list"])
     created = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)
     for i, document in enumerate(DOCUMENTS):
         riu = None if i % 4 == 3 else RIUFactory(organization=org, custom_fields={"v": document})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import random
@@ -11,7 +12,7 @@ import tempfile
 import tracemalloc
 import zipfile
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -202,11 +203,15 @@ def _csv_module_bytes(columns: Sequence[Column], rows: Sequence[Sequence[Any]]) 
     return b"\xef\xbb\xbf" + text.getvalue().encode("utf-8", errors="replace")
 
 
-@pytest.mark.parametrize("width", [1, 2, 7])
-def test_csv_bytes_are_the_csv_modules_whatever_the_mix_of_values_in_a_column(width: int) -> None:
+def mixed_rows(
+    width: int, pieces: Sequence[str], more: Sequence[Callable[[random.Random], Any]] = ()
+) -> list[tuple[Any, ...]]:
+    """2,500 rows (two batches and a half) whose columns hold values of one kind, of one kind
+    or None, or of any kind: text made of ``pieces``, None, integers, booleans, decimals,
+    datetimes, dates, floats (NaN and infinities too), lists, and ``more`` (each a function
+    of the random generator)."""
     rng = random.Random(width)
-    pieces = ["a", "é", "日本", ",", '"', "\r", "\n", "\r\n", " ", "=", "-", "+", "@", "\t", "\x00", "\udc80", "'", ";"]
-    kinds = [
+    kinds: list[Callable[[], Any]] = [
         lambda: "".join(rng.choices(pieces, k=rng.randint(0, 4))),
         lambda: None,
         lambda: rng.randint(-(10**20), 10**20),
@@ -216,12 +221,17 @@ def test_csv_bytes_are_the_csv_modules_whatever_the_mix_of_values_in_a_column(wi
         lambda: dt.date(2026, 1, rng.randint(1, 28)),
         lambda: rng.choice([0.1, -2.5, float("nan"), float("-inf"), 1e300]),
         lambda: ["x", rng.randint(0, 9)],
+        *(functools.partial(make, rng) for make in more),
     ]
-    # Each column of one kind, of one kind or None, or of any kind; a batch boundary inside.
     plans = [[rng.randrange(len(kinds))] for _ in range(width)]
     plans = [p + ([1] if i % 3 == 1 else list(range(len(kinds))) if i % 3 == 2 else []) for i, p in enumerate(plans)]
-    rows = [tuple(kinds[rng.choice(plan)]() for plan in plans) for _ in range(2500)]
-    rows += [("",) * width, (None,) * width]
+    return [tuple(kinds[rng.choice(plan)]() for plan in plans) for _ in range(2500)]
+
+
+@pytest.mark.parametrize("width", [1, 2, 7])
+def test_csv_bytes_are_the_csv_modules_whatever_the_mix_of_values_in_a_column(width: int) -> None:
+    pieces = ["a", "é", "日本", ",", '"', "\r", "\n", "\r\n", " ", "=", "-", "+", "@", "\t", "\x00", "\udc80", "'", ";"]
+    rows = [*mixed_rows(width, pieces), ("",) * width, (None,) * width]
     columns = [Column(f"c{i}", ["=label", "a,b", 'q"'][i % 3], T.TEXT) for i in range(width)]
 
     assert write(CsvWriter(), rows, columns) == _csv_module_bytes(columns, rows)
@@ -445,23 +455,8 @@ def test_xlsx_cancel_removes_temporary_files(monkeypatch: pytest.MonkeyPatch, tm
 
 @pytest.mark.parametrize("width", [1, 7])
 def test_jsonl_bytes_are_each_values_json_whatever_the_mix_of_values_in_a_column(width: int) -> None:
-    rng = random.Random(width)
     pieces = ["a", "é", "日本", '"', "\\", "\n", "\x00", "\x1f", "\u2028", "\udc80", "%s", "%"]
-    kinds = [
-        lambda: "".join(rng.choices(pieces, k=rng.randint(0, 4))),
-        lambda: None,
-        lambda: rng.randint(-(10**20), 10**20),
-        lambda: rng.choice([True, False]),
-        lambda: Decimal(rng.randint(-99999, 99999)) / 100,
-        lambda: rng.choice([Decimal("NaN"), Decimal("-Infinity")]),
-        lambda: dt.datetime(2026, 3, 29, rng.randint(0, 23), 30, rng.choice([0, 15]), tzinfo=PARIS),
-        lambda: dt.date(2026, 1, rng.randint(1, 28)),
-        lambda: rng.choice([0.1, -2.5, float("nan"), float("-inf"), 1e300]),
-        lambda: ["x", rng.randint(0, 9)],
-    ]
-    plans = [[rng.randrange(len(kinds))] for _ in range(width)]
-    plans = [p + ([1] if i % 3 == 1 else list(range(len(kinds))) if i % 3 == 2 else []) for i, p in enumerate(plans)]
-    rows = [tuple(kinds[rng.choice(plan)]() for plan in plans) for _ in range(2500)]
+    rows = mixed_rows(width, pieces, [lambda rng: rng.choice([Decimal("NaN"), Decimal("-Infinity")])])
     columns = [Column(["c", "%s", 'q"'][i % 3] + str(i), "label", T.TEXT) for i in range(width)]
 
     expected = "".join(
