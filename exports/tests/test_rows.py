@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import pytest
 from django.db import connection
@@ -10,7 +11,7 @@ from django.db import connection
 from cases.tests.factories import CaseFactory, InvestigationFactory, PartyFactory, RIUFactory
 from exports import rows as rows_module
 from exports.filters import cases_filtered
-from exports.rows import JsonAt, RowPlan
+from exports.rows import ROWS_GC_THRESHOLD, JsonAt, RowPlan, collecting_rarely
 from organizations.models import Organization
 from organizations.tests.factories import OrganizationFactory
 from tagging.models import TagSlot
@@ -140,3 +141,16 @@ def test_a_chunks_investigations_and_parties_are_its_cases_own(others_between):
     cases = cases_filtered(organization_id=mine.pk, filters={}, timezone="UTC")
     rows = {row[0]: (row[1], row[2]) for row in plan.rows(cases)}
     assert rows == expected
+
+
+def test_rows_are_made_with_the_collector_tuned_and_its_settings_come_back():
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(RuntimeError, match="stop"), collecting_rarely():
+        assert gc.get_threshold() == (ROWS_GC_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > frozen  # the process's objects are left out
+        with collecting_rarely():  # another export in the same process
+            pass
+        assert gc.get_threshold()[0] == ROWS_GC_THRESHOLD  # still the first export's
+        raise RuntimeError("stop")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen
