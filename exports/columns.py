@@ -26,7 +26,7 @@ from cases.models import (
 from config.errors import ApplicationError
 from exports.columns_base import Column, ColumnGroup, ColumnType, IdentityMode, Sensitivity
 from exports.sql import Json, SqlBuilder
-from tagging.formatting import LIST_SEPARATOR, pseudonymiser
+from tagging.formatting import COERCED, LIST_SEPARATOR, pseudonymiser
 from tagging.paths import parse_field_path
 from tagging.resolution import CompiledTag, compile_tags, tag_pseudonym_column
 
@@ -533,7 +533,7 @@ def _tag(tag: CompiledTag) -> ExportColumn:
     entity, field, keys = path.source_entity, path.field, path.keys
     lookup = RIU_PREFIX + field if entity == "riu" else field
     local = not keys and field in {"case": CASE_DATETIMES, "riu": RIU_DATETIMES}.get(entity, INVESTIGATION_DATETIMES)
-    coercer = tag.coercer
+    coercer, coerced = tag.coercer, COERCED[tag.data_type]
 
     def values(layout: Layout) -> Extractor:
         """The entity's stored values: the field's, or what lies at the path in its JSON
@@ -558,7 +558,9 @@ def _tag(tag: CompiledTag) -> ExportColumn:
         elif local:
             zone, stored = layout.zone, raw
             raw = lambda block: [None if v is None else v.astimezone(zone) for v in stored(block)]  # noqa: E731
-        return lambda block: [None if v is None or v == "" else coercer(v) for v in raw(block)]
+        return lambda block: [
+            None if v is None or v == "" else v if v.__class__ in coerced else coercer(v) for v in raw(block)
+        ]
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
         at = refs.latest(field) if entity == "investigation" else refs.case(lookup)

@@ -102,6 +102,17 @@ def _to_text(value: Any) -> Any:
     return as_text(value)
 
 
+#: The classes of value each data type's coercer gives back unchanged: a column's values
+#: mostly are of them already, and only the others need the call.
+COERCED: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "list": (str,),
+    "number": (int, float, Decimal),
+    "boolean": (bool,),
+    "date": (dt.date,),
+    "datetime": (dt.datetime, dt.date),
+}
+
 COERCERS = {
     "text": _to_text,
     "number": _to_number,

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from organizations.pseudonyms import PATTERN, column_pseudonym, pseudonym
-from tagging.formatting import as_text, coerce, pseudonymiser
+from tagging.formatting import COERCED, COERCERS, as_text, coerce, pseudonymiser
 from tagging.paths import FieldPathError, compile_getter, parse_field_path
 from tagging.resolution import compile_tags, pseudonymise_raw, resolve_tags, tag_pseudonym_column
 
@@ -206,3 +206,27 @@ def test_a_columns_pseudonyms_are_hmac_sha256_of_the_column_and_the_normalised_v
         expected = hmac.new(key, f"{column}:{normalised}".encode(), hashlib.sha256).hexdigest()[:10]
         assert of(value) == pseudonym(key=key, column=column, value=value) == f"PSN-{expected}"
     assert of(None) is None and of(" \t") is None and of("") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "text",
+        "",
+        "  x ",
+        0,
+        -7,
+        10**30,
+        2.5,
+        float("nan"),
+        Decimal("12.50"),
+        True,
+        False,
+        dt.date(2026, 3, 1),
+        dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC),
+    ],
+)
+def test_the_classes_a_data_type_keeps_are_the_values_its_coercer_gives_back_unchanged(value):
+    """Exports skip the coercer for them (``exports.columns``): it must give them back as they are."""
+    kept = [data_type for data_type, classes in COERCED.items() if value.__class__ in classes]
+    assert [COERCERS[data_type](value) is value for data_type in kept] == [True] * len(kept)
