@@ -421,7 +421,8 @@ def _in_order(
             errors = [worker.error for worker in pool if worker.error is not None]
             if errors:  # the cause, not a connection that stopped because of it
                 raise next((e for e in errors if not isinstance(e, ExportStopped)), errors[0])
-            if not any(worker.is_alive() for worker in pool):
+            # A connection may write the part and end between the wait and this look.
+            if not any(worker.is_alive() for worker in pool) and not part.done.is_set():
                 raise RuntimeError("the export's database connections stopped before its last part")
         part.output.seek(0)
         yield part

@@ -477,6 +477,25 @@ def test_a_failed_part_stops_the_others_and_its_error_is_raised(settings, monkey
     assert threading.active_count() == before
 
 
+def test_a_part_written_as_its_connection_ends_is_laid_in_not_taken_for_a_lost_connection():
+    class WrittenAsTheWaitGivesUp(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            if self.is_set():
+                return True
+            self.set()  # the connection writes the part and ends just after the wait times out
+            return False
+
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    ended.error = None  # type: ignore[attr-defined]
+    part = pushdown._Part(("SELECT 1", {}), "csv", threading.Event())
+    part.done = WrittenAsTheWaitGivesUp()
+
+    assert list(pushdown._in_order([part], [ended], None)) == [part]  # type: ignore[list-item]
+    part.output.close()
+
+
 def test_a_cancel_during_copy_stops_every_part(settings, monkeypatch, tmp_path):
     plan, cases = _parts_of_five(settings, monkeypatch)
     before = threading.active_count()
