@@ -11,7 +11,6 @@ gives the same bytes (``hmac_pads`` and ``exports.sql``).
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -33,13 +32,7 @@ def pseudonym_message(column: str, normalised: str) -> bytes:
 
 def pseudonym(*, key: bytes, column: str, value: Any) -> str | None:
     """The pseudonym of ``value`` in ``column``; None for a missing or blank value."""
-    if value is None:
-        return None
-    normalised = pseudonym_normalise(value if isinstance(value, str) else str(value))
-    if not normalised:
-        return None
-    # hmac.digest: OpenSSL's one-shot HMAC, without an HMAC object per value.
-    return PREFIX + hmac.digest(key, pseudonym_message(column, normalised), "sha256").hex()[:HEX_CHARS]
+    return column_pseudonym(key=key, column=column)(value)
 
 
 def column_pseudonym(*, key: bytes, column: str) -> Callable[[Any], str | None]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import models
 
-from organizations.pseudonyms import column_pseudonym, pseudonym
+from organizations.pseudonyms import column_pseudonym
 
 LIST_SEPARATOR = "; "
 YES, NO = "Yes", "No"
@@ -181,7 +181,7 @@ def pseudonymise_raw(value: Any, *, key: bytes, column: str) -> str | None:
     A list stands for several people: each non-null element is pseudonymised on its own
     and the pseudonyms are joined with ``"; "``. Blank values (and lists of them) are None.
     """
-    return _pseudonymised(value, functools.partial(_pseudonym_of_text, key, column))
+    return _pseudonymised(value, column_pseudonym(key=key, column=column))
 
 
 def pseudonymiser(*, key: bytes, column: str, remember: int = 4096) -> Callable[[Any], str | None]:
@@ -190,10 +190,6 @@ def pseudonymiser(*, key: bytes, column: str, remember: int = 4096) -> Callable[
     not per cell)."""
     one = functools.lru_cache(maxsize=remember)(column_pseudonym(key=key, column=column))
     return functools.partial(_pseudonymised, one=one)
-
-
-def _pseudonym_of_text(key: bytes, column: str, text: str) -> str | None:
-    return pseudonym(key=key, column=column, value=text)
 
 
 def _pseudonymised(value: Any, one: Callable[[str], str | None]) -> str | None:
