@@ -80,8 +80,7 @@ def converters(
     found: list[tuple[int, Converter]] = []
     for i, lookup in enumerate(lookups):
         if paths and lookup in paths:
-            at = tuple(paths[lookup])
-            found.append((i, _json_array if database_reads_json() else functools.partial(_walked, at)))
+            found.append((i, _json_array if database_reads_json() else functools.partial(_walked, paths[lookup])))
             continue
         field = _field(model, lookup)
         if connection.vendor == "sqlite" and field.get_internal_type() == "DateTimeField":

@@ -7,6 +7,7 @@ import gc
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cases.tests.factories import CaseFactory, InvestigationFactory, PartyFactory, RIUFactory
 from exports import rows as rows_module
@@ -139,8 +140,12 @@ def test_a_chunks_investigations_and_parties_are_its_cases_own(others_between):
         pseudonym_key=bytes(mine.pseudonym_key),
     )
     cases = cases_filtered(organization_id=mine.pk, filters={}, timezone="UTC")
-    rows = {row[0]: (row[1], row[2]) for row in plan.rows(cases)}
+    with CaptureQueriesContext(connection) as queries:
+        rows = {row[0]: (row[1], row[2]) for row in plan.rows(cases)}
     assert rows == expected
+    parties = [q["sql"] for q in queries.captured_queries if 'FROM "cases_party"' in q["sql"]]
+    by_range = ['"cases_party"."case_id" >=' in sql for sql in parties]
+    assert by_range == [others_between == 1]  # one query, by range only when the ids are near
 
 
 def test_rows_are_made_with_the_collector_tuned_and_its_settings_come_back():
