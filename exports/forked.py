@@ -42,12 +42,13 @@ from cases.models import Case
 from exports.pushdown import line_blocks, part_bounds
 from exports.rows import RowPlan
 from exports.tempfiles import temporary_dir
+from exports.writers.base import Block
 
 FORMATS = ("csv", "jsonl", "xlsx", "parquet")
 MIN_ROWS = 20_000  # smaller exports take seconds in one process: not worth another process
 _PR_SET_PDEATHSIG = 1
 
-Write = Callable[[Iterable[Sequence[Any]], BinaryIO, Callable[[int], None] | None], int]
+Write = Callable[[Iterable[Block], BinaryIO, Callable[[int], None] | None], int]
 Produce = Callable[[BinaryIO, Callable[[int], None]], int]
 
 
@@ -67,8 +68,8 @@ def forked_write(
     export, one process configured, no ``fork`` here, or inside a transaction (whose rows
     other connections would not see).
 
-    ``total`` is the file's rows (cases, or investigations). ``write(rows, stream,
-    on_progress)`` is the format's writer over ``rows``; it writes
+    ``total`` is the file's rows (cases, or investigations). ``write(blocks, stream,
+    on_progress)`` is the format's writer over the row plan's blocks; it writes
     the header (if the format has one) and returns the rows written. An XLSX part is its
     sheet rows (``<row>`` elements, a line each), laid into the workbook's sheets."""
     processes = int(getattr(settings, "EXPORT_PROCESSES", 2))
@@ -103,7 +104,7 @@ def forked_write(
     else:
 
         def produce(i: int) -> Produce:
-            return lambda out, progress: write(plan.rows(parts[i]), out, progress)
+            return lambda out, progress: write(plan.blocks(parts[i]), out, progress)
 
     header = _header(write) if format in ("csv", "jsonl") else b""
     # A forked copy must not share the parent's SQLite connection (nor its open statement).

@@ -427,6 +427,13 @@ class RowPlan:
 
     def rows(self, cases: QuerySet[Case]) -> Iterator[Sequence[Any]]:
         """File rows, one per case (``cases``) or per investigation (``investigations``)."""
+        for block in self.blocks(cases):
+            yield from zip(*block, strict=True)
+
+    def blocks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
+        """The file rows a chunk at a time, column by column (``exports.writers.base.Block``):
+        each compiled column makes its values for the whole chunk, and the column-wise
+        writers take them so, without rows made and taken apart between them."""
         extractors, layout = self.extractors, self.layout
         none: list[Sequence[Any]] = []
         per_investigation = self.dataset == "investigations"
@@ -443,9 +450,8 @@ class RowPlan:
                 row_cases = chunk
                 owns = [invs.get(case[0], none) for case in chunk]
                 row_invs = [own[-1] if own else None for own in owns]
-            # Column by column: each compiled column makes its values for the whole chunk.
             block = Block(layout, row_cases, owns, row_invs, self._party_columns(row_cases))
-            yield from zip(*[extract(block) for extract in extractors], strict=True)
+            yield [extract(block) for extract in extractors]
 
     def count(self, cases: QuerySet[Case]) -> int:
         """Rows the file will have (for progress)."""

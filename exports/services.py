@@ -30,7 +30,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan, collecting_rarely
 from exports.signals import export_job_finished
 from exports.tempfiles import temporary_dir
+from exports.writers.base import Block
 from organizations.models import Organization
 from organizations.selectors import identity_access_for
 from tagging.selectors import tag_slots_for
@@ -443,21 +444,21 @@ def export_write(
 
     writer = get_writer(job.format)
 
-    def write(rows: Iterable[Sequence[Any]], out: Any, progress: Callable[[int], None] | None) -> int:
-        return writer.write(columns=plan.columns, rows=rows, stream=out, about=about, on_progress=progress)
+    def write(blocks: Iterable[Block], out: Any, progress: Callable[[int], None] | None) -> int:
+        return writer.write_blocks(columns=plan.columns, blocks=blocks, stream=out, about=about, on_progress=progress)
 
-    def rows() -> Iterator[Sequence[Any]]:
+    def blocks() -> Iterator[Block]:
         count = 0
-        for row in plan.rows(cases):
-            count += 1
-            yield row
+        for block in plan.blocks(cases):
+            count += len(block[0]) if block else 0
+            yield block
         # Writers read ``about`` after the last row (XLSX writes it as its last sheet).
         about.append(("Rows", f"{count:,}"))
 
     with collecting_rarely():  # rows made in Python: by forked processes on SQLite, else here
         if (written := forked_write(**file, write=write)) is not None:
             return written
-        return write(rows(), stream, on_progress)
+        return write(blocks(), stream, on_progress)
 
 
 def _write_board_report(job: ExportJob, cases: Any, stream: Any, generated: dt.datetime) -> int:

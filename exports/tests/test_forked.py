@@ -151,19 +151,19 @@ def test_a_part_that_fails_fails_the_export_with_its_error(settings, parts):
     settings.EXPORT_PROCESSES = 2
     org, _ = org_with_cases()
     parent = os.getpid()
-    plan_rows = forked.RowPlan.rows
+    plan_blocks = forked.RowPlan.blocks  # rows() reads them too
 
     def failing_in_the_part(self, cases):
         if os.getpid() != parent:
             raise ValueError("the part's disk is full")
-        return plan_rows(self, cases)
+        return plan_blocks(self, cases)
 
-    forked.RowPlan.rows = failing_in_the_part
+    forked.RowPlan.blocks = failing_in_the_part
     try:
         job = export_job_create(organization=org, dataset="cases", format="csv", enqueue_run=False)
         export_job_run(job_id=str(job.pk))
     finally:
-        forked.RowPlan.rows = plan_rows
+        forked.RowPlan.blocks = plan_blocks
     job.refresh_from_db()
     assert parts == [1]
     assert job.status == "failed"

@@ -24,13 +24,14 @@ from config.worker import (
     worker_task_finished,
     worker_task_started,
 )
+from exports.rows import CHUNK_SIZE
 from exports.services import export_job_create, export_job_run, exports_storage
 from exports.tests.factories import org_with_cases
 from organizations.models import Organization
 
 pytestmark = pytest.mark.django_db
 
-CASES = 6000  # more than one chunk: writers report progress every 5,000 rows
+CASES = 6000  # more than one chunk: the CSV writer reports progress after each
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def test_a_stopping_worker_hands_the_job_back_and_a_second_run_completes_it(
 
     with django_capture_on_commit_callbacks() as queued:
         assert export_job_run(job_id=str(job.pk), on_progress=sigterm_after_first_chunk) is None
-    assert seen == [5000]  # stopped after the first chunk, not at the end
+    assert seen == [CHUNK_SIZE]  # stopped after the first chunk, not at the end
     job.refresh_from_db()
     assert job.status == "pending"
     assert job.lease_owner == "" and job.lease_expires_at is None and job.worker_pid is None

@@ -664,6 +664,76 @@ def test_a_row_of_the_wrong_width_is_refused(fmt: str) -> None:
         get_writer(fmt).write(columns=COLUMNS, rows=iter(rows), stream=io.BytesIO())
 
 
+def _blocks(rows: Sequence[Sequence[Any]], sizes: Sequence[int]) -> Iterator[list[list[Any]]]:
+    """``rows`` column by column, in blocks of ``sizes`` rows (0: an empty block)."""
+    at = 0
+    for size in sizes:
+        yield [list(column) for column in zip(*rows[at : at + size], strict=True)] or [[] for _ in COLUMNS]
+        at += size
+
+
+def _read(fmt: str, data: bytes) -> Any:
+    if fmt == "xlsx":
+        return {name: sheet_values(sheet) for name, sheet in zip(*_sheets(data), strict=True)}
+    return read_parquet(data).to_pylist() if fmt == "parquet" else data
+
+
+def _sheets(data: bytes) -> tuple[list[str], list[Any]]:
+    workbook = read_xlsx(data)
+    return workbook.sheetnames, list(workbook)
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_blocks_make_the_file_their_rows_make(fmt: str) -> None:
+    rows: list[tuple[Any, ...]] = make_rows(300)
+    if fmt in ("csv", "jsonl"):  # any mix of values in a column (the typed formats coerce by column type)
+        rows += mixed_rows(len(COLUMNS), ["a", ",", '"', "\n", "=", "é", " "])
+    sizes = [7, 1, 0, 250, 42] + ([1000, 1500] if fmt in ("csv", "jsonl") else [])
+    assert sum(sizes) == len(rows)
+    by_rows = write(get_writer(fmt), rows, about=ABOUT)
+    stream = io.BytesIO()
+    count = get_writer(fmt).write_blocks(columns=COLUMNS, blocks=_blocks(rows, sizes), stream=stream, about=ABOUT)
+    assert count == len(rows)
+    # CSV and JSONL byte for byte; a workbook's or a Parquet file's values.
+    assert _read(fmt, stream.getvalue()) == _read(fmt, by_rows)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_column_writer_reports_progress_after_each_block_and_stops_when_told(fmt: str) -> None:
+    rows = make_rows(40)
+    calls: list[int] = []
+    get_writer(fmt).write_blocks(
+        columns=COLUMNS, blocks=_blocks(rows, [10, 0, 25, 5]), stream=io.BytesIO(), on_progress=calls.append
+    )
+    assert calls == [10, 35, 40]  # an empty block is no progress; the last count once
+    taken: list[int] = []
+
+    def blocks() -> Iterator[list[list[Any]]]:
+        for i, block in enumerate(_blocks(rows, [10] * 4)):
+            taken.append(i)
+            yield block
+
+    def cancel(done: int) -> None:
+        raise InterruptedError(f"cancelled at {done}")
+
+    with pytest.raises(InterruptedError, match="cancelled at 10"):
+        get_writer(fmt).write_blocks(columns=COLUMNS, blocks=blocks(), stream=io.BytesIO(), on_progress=cancel)
+    assert taken == [0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_block_of_the_wrong_width_or_of_uneven_columns_is_refused(fmt: str) -> None:
+    good = next(_blocks(make_rows(3), [3]))
+    for bad, message in [
+        (good[:-1], "a block of rows has 12 columns for 13"),
+        ([*good[:-1], good[-1][:2]], "a block's columns hold different numbers of rows \\(after row 3\\)"),
+    ]:
+        stream = io.BytesIO()
+        with pytest.raises(ValueError, match=message):
+            get_writer(fmt).write_blocks(columns=COLUMNS, blocks=iter([good, bad]), stream=stream)
+        assert not stream.closed
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_memory_stays_flat_over_200000_rows(fmt: str, tmp_path: Path) -> None:

@@ -1,13 +1,34 @@
-"""The writer contract: columns and an iterator of rows in, one file out on a binary stream."""
+"""The writer contract: columns and rows in, one file out on a binary stream.
+
+Rows come one at a time (``write``) or a block at a time, column by column
+(``write_blocks``: what the export's row plan makes). The column-wise writers (CSV,
+JSONL) take blocks as they are; the others take the blocks' rows.
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, ClassVar
 
 from exports.columns_base import Column
 
 ProgressCallback = Callable[[int], None]
+#: Rows given column by column: a sequence of each column's values for the same rows.
+Block = Sequence[Sequence[Any]]
+
+
+def rows_of(blocks: Iterable[Block]) -> Iterator[Sequence[Any]]:
+    """The rows of ``blocks``, in order."""
+    for block in blocks:
+        yield from zip(*block, strict=True)
+
+
+def blocks_of(rows: Iterable[Sequence[Any]], size: int) -> Iterator[Block]:
+    """``rows`` as blocks of up to ``size`` rows."""
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, size)):
+        yield list(zip(*batch, strict=True))
 
 
 class RowCounter:
@@ -55,6 +76,32 @@ class RowCounter:
             self.on_progress(self.done)
 
 
+class BlockCounter(RowCounter):
+    """``RowCounter`` for blocks: checks each block's width and that its columns hold as
+    many rows, leaves out empty blocks, and reports progress after every block (a chunk
+    of the row plan, a few thousand rows: a stop is noticed within one)."""
+
+    def __init__(self, blocks: Iterable[Block], *, width: int, on_progress: ProgressCallback | None) -> None:
+        super().__init__((), width=width, on_progress=on_progress, progress_every=1)
+        self.blocks = blocks
+
+    def __iter__(self) -> Iterator[Block]:  # type: ignore[override]
+        width, report = self.width, self.on_progress
+        for block in self.blocks:
+            if len(block) != width:
+                raise ValueError(f"a block of rows has {len(block)} columns for {width}")
+            rows = len(block[0]) if block else 0
+            if any(len(values) != rows for values in block):
+                raise ValueError(f"a block's columns hold different numbers of rows (after row {self.done})")
+            if not rows:
+                continue
+            yield block
+            self.done += rows
+            if report is not None:
+                self.reported = self.done
+                report(self.done)
+
+
 class BaseWriter:
     """A streaming file writer; subclasses set the class attributes and implement ``write_rows``."""
 
@@ -82,6 +129,27 @@ class BaseWriter:
         counter.finish()
         return counter.done
 
+    def write_blocks(
+        self,
+        *,
+        columns: Sequence[Column],
+        blocks: Iterable[Block],
+        stream: BinaryIO,
+        about: Sequence[tuple[str, str]] = (),
+        on_progress: ProgressCallback | None = None,
+        progress_every: int = 5000,
+    ) -> int:
+        """``write`` for rows given a block at a time, column by column (a column-wise
+        writer reports progress after each block, not every ``progress_every`` rows)."""
+        return self.write(
+            columns=columns,
+            rows=rows_of(blocks),
+            stream=stream,
+            about=about,
+            on_progress=on_progress,
+            progress_every=progress_every,
+        )
+
     def write_rows(
         self,
         *,
@@ -91,4 +159,48 @@ class BaseWriter:
         about: Sequence[tuple[str, str]],
     ) -> None:
         """Consume ``rows`` once, lazily, and write the whole file; the one hook to override."""
+        raise NotImplementedError
+
+
+class ColumnWriter(BaseWriter):
+    """A writer that writes a block of rows column by column (``write_columns``, the hook
+    to override): blocks are handed on as they are, rows are cut into blocks of
+    ``block_rows``."""
+
+    block_rows: ClassVar[int] = 1000
+
+    def write_blocks(
+        self,
+        *,
+        columns: Sequence[Column],
+        blocks: Iterable[Block],
+        stream: BinaryIO,
+        about: Sequence[tuple[str, str]] = (),
+        on_progress: ProgressCallback | None = None,
+        progress_every: int = 5000,
+    ) -> int:
+        counter = BlockCounter(blocks, width=len(columns), on_progress=on_progress)
+        self.write_columns(columns=columns, blocks=counter, stream=stream, about=about)
+        counter.finish()
+        return counter.done
+
+    def write_rows(
+        self,
+        *,
+        columns: Sequence[Column],
+        rows: Iterable[Sequence[Any]],
+        stream: BinaryIO,
+        about: Sequence[tuple[str, str]],
+    ) -> None:
+        self.write_columns(columns=columns, blocks=blocks_of(rows, self.block_rows), stream=stream, about=about)
+
+    def write_columns(
+        self,
+        *,
+        columns: Sequence[Column],
+        blocks: Iterable[Block],
+        stream: BinaryIO,
+        about: Sequence[tuple[str, str]],
+    ) -> None:
+        """Write the whole file from ``blocks`` (each with at least one row), consumed once, lazily."""
         raise NotImplementedError

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from exports.columns_base import Column
 from tagging.formatting import NO, YES, as_text
 
-from .base import BaseWriter
+from .base import Block, ColumnWriter
 from .cells import FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text
 
 BOM = b"\xef\xbb\xbf"
@@ -42,18 +42,19 @@ _NEVER_NEUTRALISED: dict[type, Callable[[Any], str]] = {
 }
 
 
-class CsvWriter(BaseWriter):
+class CsvWriter(ColumnWriter):
     """Comma-separated values, header row of labels, every cell rendered with ``as_text``."""
 
     format = "csv"
     media_type = "text/csv; charset=utf-8"
     extension = "csv"
+    block_rows = BATCH_ROWS
 
-    def write_rows(
+    def write_columns(
         self,
         *,
         columns: Sequence[Column],
-        rows: Iterable[Sequence[Any]],
+        blocks: Iterable[Block],
         stream: BinaryIO,
         about: Sequence[tuple[str, str]],
     ) -> None:
@@ -61,9 +62,8 @@ class CsvWriter(BaseWriter):
         single = len(columns) == 1
         header = [_quoted([spreadsheet_text(column.label)]) for column in columns]
         stream.write(BOM + _lines(header, single))
-        rows = iter(rows)
-        while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            stream.write(_lines([_cells(values) for values in zip(*batch, strict=True)], single))
+        for block in blocks:
+            stream.write(_lines([_cells(values) for values in block], single))
 
 
 def _lines(columns: Sequence[Sequence[str]], single: bool) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json.encoder
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -11,7 +10,7 @@ from typing import Any, BinaryIO
 
 from exports.columns_base import Column
 
-from .base import BaseWriter
+from .base import Block, ColumnWriter
 from .cells import text
 
 BATCH_ROWS = 1000
@@ -60,7 +59,7 @@ def json_value(value: Any) -> str:
     return _quote(text(value))
 
 
-class JsonlWriter(BaseWriter):
+class JsonlWriter(ColumnWriter):
     """One JSON object per line, UTF-8, keys are the column keys; no formula neutralisation.
 
     Rows are written a batch at a time, column by column (as the CSV writer does): a column
@@ -70,20 +69,20 @@ class JsonlWriter(BaseWriter):
     format = "jsonl"
     media_type = "application/jsonl"
     extension = "jsonl"
+    block_rows = BATCH_ROWS
 
-    def write_rows(
+    def write_columns(
         self,
         *,
         columns: Sequence[Column],
-        rows: Iterable[Sequence[Any]],
+        blocks: Iterable[Block],
         stream: BinaryIO,
         about: Sequence[tuple[str, str]],
     ) -> None:
         """Write one line per row."""
         line = "{" + ",".join(_quote(column.key).replace("%", "%%") + ":%s" for column in columns) + "}\n"
-        rows = iter(rows)
-        while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            values = [_values(column) for column in zip(*batch, strict=True)]
+        for block in blocks:
+            values = [_values(column) for column in block]
             # "backslashreplace" turns a lone surrogate into a \udcxx escape, which is valid
             # JSON inside a string (the only place text goes) and reads back as the same value.
             stream.write("".join(map(line.__mod__, zip(*values, strict=True))).encode("utf-8", "backslashreplace"))
