@@ -81,11 +81,14 @@ class JsonlWriter(ColumnWriter):
     ) -> None:
         """Write one line per row."""
         line = "{" + ",".join(_quote(column.key).replace("%", "%%") + ":%s" for column in columns) + "}\n"
+        size = self.block_rows  # a JSON line is long: a block's lines are made this many at a time
         for block in blocks:
-            values = [_values(column) for column in block]
-            # "backslashreplace" turns a lone surrogate into a \udcxx escape, which is valid
-            # JSON inside a string (the only place text goes) and reads back as the same value.
-            stream.write("".join(map(line.__mod__, zip(*values, strict=True))).encode("utf-8", "backslashreplace"))
+            for start in range(0, len(block[0]), size):
+                values = [_values(column[start : start + size]) for column in block]
+                # "backslashreplace" turns a lone surrogate into a \udcxx escape, which is valid
+                # JSON inside a string (the only place text goes) and reads back as the same value.
+                lines = "".join(map(line.__mod__, zip(*values, strict=True)))
+                stream.write(lines.encode("utf-8", "backslashreplace"))
 
 
 def _values(values: Sequence[Any]) -> list[str]:
