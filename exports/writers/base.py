@@ -139,16 +139,18 @@ class BaseWriter:
         on_progress: ProgressCallback | None = None,
         progress_every: int = 5000,
     ) -> int:
-        """``write`` for rows given a block at a time, column by column (a column-wise
-        writer reports progress after each block, not every ``progress_every`` rows)."""
-        return self.write(
-            columns=columns,
-            rows=rows_of(blocks),
-            stream=stream,
-            about=about,
-            on_progress=on_progress,
-            progress_every=progress_every,
-        )
+        """``write`` for rows given a block at a time, column by column: a column-wise
+        writer takes the blocks as they are (and reports progress after each block, not
+        every ``progress_every`` rows), any other their rows."""
+        if not isinstance(self, ColumnWriter):
+            rows, every = rows_of(blocks), progress_every
+            return self.write(
+                columns=columns, rows=rows, stream=stream, about=about, on_progress=on_progress, progress_every=every
+            )
+        counter = BlockCounter(blocks, width=len(columns), on_progress=on_progress)
+        self.write_columns(columns=columns, blocks=counter, stream=stream, about=about)
+        counter.finish()
+        return counter.done
 
     def write_rows(
         self,
@@ -168,21 +170,6 @@ class ColumnWriter(BaseWriter):
     ``block_rows``."""
 
     block_rows: ClassVar[int] = 1000
-
-    def write_blocks(
-        self,
-        *,
-        columns: Sequence[Column],
-        blocks: Iterable[Block],
-        stream: BinaryIO,
-        about: Sequence[tuple[str, str]] = (),
-        on_progress: ProgressCallback | None = None,
-        progress_every: int = 5000,
-    ) -> int:
-        counter = BlockCounter(blocks, width=len(columns), on_progress=on_progress)
-        self.write_columns(columns=columns, blocks=counter, stream=stream, about=about)
-        counter.finish()
-        return counter.done
 
     def write_rows(
         self,
