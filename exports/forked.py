@@ -42,13 +42,13 @@ from cases.models import Case
 from exports.pushdown import line_blocks, part_bounds
 from exports.rows import RowPlan
 from exports.tempfiles import temporary_dir
-from exports.writers.base import Block
+from exports.writers.base import ColumnBlock
 
 FORMATS = ("csv", "jsonl", "xlsx", "parquet")
 MIN_ROWS = 20_000  # smaller exports take seconds in one process: not worth another process
 _PR_SET_PDEATHSIG = 1
 
-Write = Callable[[Iterable[Block], BinaryIO, Callable[[int], None] | None], int]
+Write = Callable[[Iterable[ColumnBlock], BinaryIO, Callable[[int], None] | None], int]
 Produce = Callable[[BinaryIO, Callable[[int], None]], int]
 
 

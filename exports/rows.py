@@ -431,7 +431,7 @@ class RowPlan:
             yield from zip(*block, strict=True)
 
     def blocks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
-        """The file rows a chunk at a time, column by column (``exports.writers.base.Block``):
+        """The file rows a chunk at a time, column by column (``exports.writers.base.ColumnBlock``):
         each compiled column makes its values for the whole chunk, and the column-wise
         writers take them so, without rows made and taken apart between them."""
         extractors, layout = self.extractors, self.layout

@@ -56,7 +56,7 @@ from exports.pushdown import copy_write, pushdown_enabled
 from exports.rows import RowPlan, collecting_rarely
 from exports.signals import export_job_finished
 from exports.tempfiles import temporary_dir
-from exports.writers.base import Block
+from exports.writers.base import ColumnBlock
 from organizations.models import Organization
 from organizations.selectors import identity_access_for
 from tagging.selectors import tag_slots_for
@@ -444,10 +444,10 @@ def export_write(
 
     writer = get_writer(job.format)
 
-    def write(blocks: Iterable[Block], out: Any, progress: Callable[[int], None] | None) -> int:
+    def write(blocks: Iterable[ColumnBlock], out: Any, progress: Callable[[int], None] | None) -> int:
         return writer.write_blocks(columns=plan.columns, blocks=blocks, stream=out, about=about, on_progress=progress)
 
-    def blocks() -> Iterator[Block]:
+    def blocks() -> Iterator[ColumnBlock]:
         count = 0
         for block in plan.blocks(cases):
             count += len(block[0]) if block else 0

@@ -15,16 +15,16 @@ from exports.columns_base import Column
 
 ProgressCallback = Callable[[int], None]
 #: Rows given column by column: a sequence of each column's values for the same rows.
-Block = Sequence[Sequence[Any]]
+ColumnBlock = Sequence[Sequence[Any]]
 
 
-def rows_of(blocks: Iterable[Block]) -> Iterator[Sequence[Any]]:
+def rows_of(blocks: Iterable[ColumnBlock]) -> Iterator[Sequence[Any]]:
     """The rows of ``blocks``, in order."""
     for block in blocks:
         yield from zip(*block, strict=True)
 
 
-def blocks_of(rows: Iterable[Sequence[Any]], size: int) -> Iterator[Block]:
+def blocks_of(rows: Iterable[Sequence[Any]], size: int) -> Iterator[ColumnBlock]:
     """``rows`` as blocks of up to ``size`` rows."""
     rows = iter(rows)
     while batch := list(itertools.islice(rows, size)):
@@ -81,11 +81,11 @@ class BlockCounter(RowCounter):
     many rows, leaves out empty blocks, and reports progress after every block (a chunk
     of the row plan, a few thousand rows: a stop is noticed within one)."""
 
-    def __init__(self, blocks: Iterable[Block], *, width: int, on_progress: ProgressCallback | None) -> None:
+    def __init__(self, blocks: Iterable[ColumnBlock], *, width: int, on_progress: ProgressCallback | None) -> None:
         super().__init__((), width=width, on_progress=on_progress, progress_every=1)
         self.blocks = blocks
 
-    def __iter__(self) -> Iterator[Block]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[ColumnBlock]:  # type: ignore[override]
         width, report = self.width, self.on_progress
         for block in self.blocks:
             if len(block) != width:
@@ -133,7 +133,7 @@ class BaseWriter:
         self,
         *,
         columns: Sequence[Column],
-        blocks: Iterable[Block],
+        blocks: Iterable[ColumnBlock],
         stream: BinaryIO,
         about: Sequence[tuple[str, str]] = (),
         on_progress: ProgressCallback | None = None,
@@ -185,7 +185,7 @@ class ColumnWriter(BaseWriter):
         self,
         *,
         columns: Sequence[Column],
-        blocks: Iterable[Block],
+        blocks: Iterable[ColumnBlock],
         stream: BinaryIO,
         about: Sequence[tuple[str, str]],
     ) -> None:

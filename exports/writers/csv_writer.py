@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from exports.columns_base import Column
 from tagging.formatting import NO, YES, as_text
 
-from .base import Block, ColumnWriter
+from .base import ColumnBlock, ColumnWriter
 from .cells import FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text
 
 BOM = b"\xef\xbb\xbf"
@@ -54,7 +54,7 @@ class CsvWriter(ColumnWriter):
         self,
         *,
         columns: Sequence[Column],
-        blocks: Iterable[Block],
+        blocks: Iterable[ColumnBlock],
         stream: BinaryIO,
         about: Sequence[tuple[str, str]],
     ) -> None:

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from exports.columns_base import Column
 
-from .base import Block, ColumnWriter
+from .base import ColumnBlock, ColumnWriter
 from .cells import text
 
 BATCH_ROWS = 1000
@@ -75,7 +75,7 @@ class JsonlWriter(ColumnWriter):
         self,
         *,
         columns: Sequence[Column],
-        blocks: Iterable[Block],
+        blocks: Iterable[ColumnBlock],
         stream: BinaryIO,
         about: Sequence[tuple[str, str]],
     ) -> None:
