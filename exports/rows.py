@@ -32,6 +32,7 @@ from django.db.models.functions import Cast
 from cases.models import Case, Investigation, Party
 from exports.columns import Block, ExportColumn, JsonKeys, Layout, export_columns
 from exports.columns_base import Column, IdentityMode, Sensitivity
+from exports.writers.base import rows_of
 
 CHUNK_SIZE = 2000
 
@@ -427,8 +428,7 @@ class RowPlan:
 
     def rows(self, cases: QuerySet[Case]) -> Iterator[Sequence[Any]]:
         """File rows, one per case (``cases``) or per investigation (``investigations``)."""
-        for block in self.blocks(cases):
-            yield from zip(*block, strict=True)
+        return rows_of(self.blocks(cases))
 
     def blocks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
         """The file rows a chunk at a time, column by column (``exports.writers.base.ColumnBlock``):

@@ -31,7 +31,27 @@ def blocks_of(rows: Iterable[Sequence[Any]], size: int) -> Iterator[ColumnBlock]
         yield list(zip(*batch, strict=True))
 
 
-class RowCounter:
+class _Counter:
+    """The rows a writer has taken so far, and the progress reported of them."""
+
+    def __init__(self, *, width: int, on_progress: ProgressCallback | None) -> None:
+        self.width = width
+        self.on_progress = on_progress
+        self.done = 0
+        self.reported = -1
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.reported = self.done
+            self.on_progress(self.done)
+
+    def finish(self) -> None:
+        """Report the final count once the file is complete, unless it was just reported."""
+        if self.done != self.reported:
+            self._report()
+
+
+class RowCounter(_Counter):
     """Wraps the rows: counts them, checks their width and reports progress as they are consumed.
 
     A row counts as done when the writer asks for the next one (or the rows run out), i.e.
@@ -50,43 +70,33 @@ class RowCounter:
     ) -> None:
         if progress_every < 1:
             raise ValueError("progress_every must be at least 1")
+        super().__init__(width=width, on_progress=on_progress)
         self.rows = rows
-        self.width = width
-        self.on_progress = on_progress
         self.progress_every = progress_every
-        self.done = 0
-        self.reported = -1
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
-        width, every, report = self.width, self.progress_every, self.on_progress
+        width, every = self.width, self.progress_every
         for row in self.rows:
             if len(row) != width:
                 # A short row would silently shift every following value into the wrong column.
                 raise ValueError(f"row {self.done + 1} has {len(row)} values for {width} columns")
             yield row
             self.done += 1
-            if report is not None and self.done % every == 0:
-                self.reported = self.done
-                report(self.done)
-
-    def finish(self) -> None:
-        """Report the final count once the file is complete, unless it was just reported."""
-        if self.on_progress is not None and self.done != self.reported:
-            self.reported = self.done
-            self.on_progress(self.done)
+            if self.done % every == 0:
+                self._report()
 
 
-class BlockCounter(RowCounter):
+class BlockCounter(_Counter):
     """``RowCounter`` for blocks: checks each block's width and that its columns hold as
     many rows, leaves out empty blocks, and reports progress after every block (a chunk
     of the row plan, a few thousand rows: a stop is noticed within one)."""
 
     def __init__(self, blocks: Iterable[ColumnBlock], *, width: int, on_progress: ProgressCallback | None) -> None:
-        super().__init__((), width=width, on_progress=on_progress, progress_every=1)
+        super().__init__(width=width, on_progress=on_progress)
         self.blocks = blocks
 
-    def __iter__(self) -> Iterator[ColumnBlock]:  # type: ignore[override]
-        width, report = self.width, self.on_progress
+    def __iter__(self) -> Iterator[ColumnBlock]:
+        width = self.width
         for block in self.blocks:
             if len(block) != width:
                 raise ValueError(f"a block of rows has {len(block)} columns for {width}")
@@ -97,9 +107,7 @@ class BlockCounter(RowCounter):
                 continue
             yield block
             self.done += rows
-            if report is not None:
-                self.reported = self.done
-                report(self.done)
+            self._report()
 
 
 class BaseWriter:
@@ -139,18 +147,16 @@ class BaseWriter:
         on_progress: ProgressCallback | None = None,
         progress_every: int = 5000,
     ) -> int:
-        """``write`` for rows given a block at a time, column by column: a column-wise
-        writer takes the blocks as they are (and reports progress after each block, not
-        every ``progress_every`` rows), any other their rows."""
-        if not isinstance(self, ColumnWriter):
-            rows, every = rows_of(blocks), progress_every
-            return self.write(
-                columns=columns, rows=rows, stream=stream, about=about, on_progress=on_progress, progress_every=every
-            )
-        counter = BlockCounter(blocks, width=len(columns), on_progress=on_progress)
-        self.write_columns(columns=columns, blocks=counter, stream=stream, about=about)
-        counter.finish()
-        return counter.done
+        """``write`` for rows given a block at a time, column by column: this writer takes
+        the blocks' rows (a ``ColumnWriter`` takes the blocks as they are)."""
+        return self.write(
+            columns=columns,
+            rows=rows_of(blocks),
+            stream=stream,
+            about=about,
+            on_progress=on_progress,
+            progress_every=progress_every,
+        )
 
     def write_rows(
         self,
@@ -167,9 +173,25 @@ class BaseWriter:
 class ColumnWriter(BaseWriter):
     """A writer that writes a block of rows column by column (``write_columns``, the hook
     to override): blocks are handed on as they are, rows are cut into blocks of
-    ``block_rows``."""
+    ``block_rows`` (a thousand rows: a block's text is made at once)."""
 
     block_rows: ClassVar[int] = 1000
+
+    def write_blocks(
+        self,
+        *,
+        columns: Sequence[Column],
+        blocks: Iterable[ColumnBlock],
+        stream: BinaryIO,
+        about: Sequence[tuple[str, str]] = (),
+        on_progress: ProgressCallback | None = None,
+        progress_every: int = 5000,
+    ) -> int:
+        """The blocks as they are, progress reported after each (not every ``progress_every`` rows)."""
+        counter = BlockCounter(blocks, width=len(columns), on_progress=on_progress)
+        self.write_columns(columns=columns, blocks=counter, stream=stream, about=about)
+        counter.finish()
+        return counter.done
 
     def write_rows(
         self,

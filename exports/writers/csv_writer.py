@@ -24,7 +24,6 @@ from .base import ColumnBlock, ColumnWriter
 from .cells import FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text
 
 BOM = b"\xef\xbb\xbf"
-BATCH_ROWS = 1000
 # What the csv module quotes (minimal quoting): the delimiter, the quote, the line terminator's characters.
 NEEDS_QUOTES = re.compile('[,"\r\n]')
 _NONE = type(None)
@@ -48,7 +47,6 @@ class CsvWriter(ColumnWriter):
     format = "csv"
     media_type = "text/csv; charset=utf-8"
     extension = "csv"
-    block_rows = BATCH_ROWS
 
     def write_columns(
         self,

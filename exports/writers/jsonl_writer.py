@@ -13,7 +13,6 @@ from exports.columns_base import Column
 from .base import ColumnBlock, ColumnWriter
 from .cells import text
 
-BATCH_ROWS = 1000
 _NONE = type(None)
 _ISOFORMAT: dict[type, Callable[[Any], str]] = {dt.datetime: dt.datetime.isoformat, dt.date: dt.date.isoformat}
 # The C string encoder behind json.dumps(ensure_ascii=False): quotes and escapes, keeps non-ASCII.
@@ -69,7 +68,6 @@ class JsonlWriter(ColumnWriter):
     format = "jsonl"
     media_type = "application/jsonl"
     extension = "jsonl"
-    block_rows = BATCH_ROWS
 
     def write_columns(
         self,
