@@ -298,9 +298,21 @@ class SqlBuilder:
     def normalised(self, text: str) -> str:
         """``organizations.pseudonyms.pseudonym_normalise`` in SQL: trimmed of what
         ``str.isspace`` calls whitespace, lower-cased by Unicode's rules (ICU), whatever the
-        database's own collation."""
+        database's own collation.
+
+        ASCII text (as many bytes as characters: most e-mail addresses, phone numbers and
+        employee ids, many names) takes a road two to three times cheaper to the same text:
+        trimmed of the ASCII whitespace, its letters lower-cased byte by byte
+        (``COLLATE "C"``), which is all Unicode's rules do to ASCII; ICU converts every text
+        to UTF-16 and back. ``text`` is read up to four times: a column, an element, a
+        value computed once."""
         spaces = self.param("".join(map(chr, WHITESPACE)))
-        return f'lower(btrim({text}, {spaces}::text) COLLATE "und-x-icu")'
+        ascii_spaces = self.param("".join(map(chr, ASCII_WHITESPACE)))
+        return (
+            f"CASE WHEN octet_length({text}) = char_length({text}) "
+            f'THEN lower(btrim({text}, {ascii_spaces}::text) COLLATE "C") '
+            f'ELSE lower(btrim({text}, {spaces}::text) COLLATE "und-x-icu") COLLATE "C" END'
+        )
 
     def pseudonym_of(self, normalised: str, pads: tuple[str, str], column: str) -> str:
         """HMAC-SHA256 from SHA-256 (RFC 2104) over ``column:normalised``, as ``PSN-`` and
@@ -345,9 +357,12 @@ class Json:
 
 
 def neutralise(text: str) -> str:
-    """Prefix text a spreadsheet would run as a formula with ``'`` (OWASP)."""
+    """Prefix text a spreadsheet would run as a formula with ``'`` (OWASP). Every formula
+    character comes before ``A``: text starting with a letter (most) is settled by one
+    comparison instead of seven."""
     codes = ", ".join(str(ord(c)) for c in FORMULA_FIRST)
-    return f"CASE WHEN ascii({text}) IN ({codes}) THEN '''' || {text} ELSE {text} END"
+    below = max(map(ord, FORMULA_FIRST)) + 1
+    return f"CASE WHEN ascii({text}) < {below} AND ascii({text}) IN ({codes}) THEN '''' || {text} ELSE {text} END"
 
 
 def _json_string(text: str) -> str:
@@ -367,6 +382,7 @@ XLSX_LINE_BREAKS = {**XLSX_CR, "\n": "&#10;"}
 MAX_EXACT_DIGITS = 15
 # The characters str.isspace() is true for (xml:space="preserve" when text starts or ends with one).
 WHITESPACE = [9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, *range(8192, 8203), 8232, 8233, 8239, 8287, 12288]
+ASCII_WHITESPACE = [c for c in WHITESPACE if c < 0x80]  # all an ASCII text can be trimmed of
 _SPACE_CLASS = "".join(chr(c) for c in WHITESPACE if c >= 32 and c != 0x7F) + "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 # Text that needs care: a character XML cannot hold or that must be escaped, a formula or
 # whitespace at its start, whitespace at its end.

@@ -104,6 +104,8 @@ NAMES = [
     "José Núñez",
     "O'Brien, Pat; Jr",
     "日本 太郎",
+    "\x1cMARY-ANN O'NEIL\x0b",  # ASCII: trimmed of ASCII whitespace, lower-cased byte by byte
+    "\tmary-ann o'neil \r",
 ]
 TAG_SPECS = [
     ("case", "custom_fields.v", ["text", "number", "boolean", "list"]),
@@ -545,6 +547,25 @@ def test_json_values_from_copy_are_framed_as_the_jsonl_writer_writes_its_lines()
 
 def test_the_whitespace_list_is_what_python_calls_whitespace():
     assert [c for c in range(0x110000) if chr(c).isspace()] == sql_module.WHITESPACE
+
+
+def test_people_are_normalised_in_sql_as_in_python_on_both_roads():
+    """ASCII text takes the byte-by-byte road, any other ICU's: each gives
+    ``pseudonym_normalise``'s text, every ASCII character around letters included."""
+    from django.db import connection
+
+    from organizations.pseudonyms import pseudonym_normalise
+
+    ascii_texts = [f"{chr(c)}Ab{chr(c)}Z {chr(c)}" for c in range(1, 0x80)] + ["".join(map(chr, range(1, 0x80)))]
+    unicode_texts = [*NAMES, "\u00a0ÉCOLE Ω\u2003", "İSTANBUL\x1c", "ǅUNGLA ǈ", "ΣΑΣ\u3000", "a\u0085"]
+    builder = sql_module.SqlBuilder("csv")
+    texts = builder.param(ascii_texts + unicode_texts)
+    query = f"SELECT {builder.normalised('u.t')} FROM unnest({texts}::text[]) WITH ORDINALITY AS u(t, o) ORDER BY u.o"
+    with connection.cursor() as cursor:
+        cursor.execute(query, builder.params)
+        found = [row[0] for row in cursor.fetchall()]
+    assert found == [pseudonym_normalise(text) for text in ascii_texts + unicode_texts]
+    assert any(text != text.lower() for text in ascii_texts)  # letters to lower-case on the ASCII road
 
 
 def test_an_export_inside_a_transaction_plans_as_the_part_connections_and_restores_the_settings(
