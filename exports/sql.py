@@ -261,11 +261,13 @@ class SqlBuilder:
 
     def _as_text_string(self, j: Json) -> str:
         """``as_text`` of any JSON value, as a string cell: a JSON string's text (most
-        values) without the other kinds' tests."""
+        values) without the other kinds' tests. In JSONL a JSON string is written as the
+        document holds it: jsonb prints a string escaped as ``to_json`` escapes its text,
+        without ``to_json``'s type look-up (≈ 200 ns a value)."""
         if self.format == "jsonl":
             cell: Callable[[str], str] = lambda text: f"to_json(coalesce({text}, ''))::text"  # noqa: E731
-        else:
-            cell = self._empty_text
+            return f"CASE WHEN {j.kind} = 'string' THEN ({j.value})::text ELSE {self.json_text(j, cell)} END"
+        cell = self._empty_text
         return f"CASE WHEN {j.kind} = 'string' THEN {cell(j.text)} ELSE {self.json_text(j, cell)} END"
 
     def _tag_number(self, j: Json) -> str:
