@@ -363,12 +363,17 @@ class Json:
 
 
 def neutralise(text: str) -> str:
-    """Prefix text a spreadsheet would run as a formula with ``'`` (OWASP). Every formula
-    character comes before ``A``: text starting with a letter (most) is settled by one
-    comparison instead of seven."""
-    codes = ", ".join(str(ord(c)) for c in FORMULA_FIRST)
-    below = max(map(ord, FORMULA_FIRST)) + 1
-    return f"CASE WHEN ascii({text}) < {below} AND ascii({text}) IN ({codes}) THEN '''' || {text} ELSE {text} END"
+    """Prefix text a spreadsheet would run as a formula with ``'`` (OWASP).
+
+    Every formula character comes before ``A``: when ``text`` is cheap to read again (a
+    column, or a column's ``NULLIF``), text starting with a letter (most) is settled by
+    one comparison instead of seven. A computed text (a tag's JSON rendered as text) is
+    tested once: reading it again would compute it again for every value starting with a
+    digit, a number's text among them."""
+    test = f"ascii({text}) IN ({_FORMULA_CODES})"
+    if _CHEAP_TEXT.fullmatch(text):
+        test = f"ascii({text}) < {_FORMULA_BELOW} AND {test}"
+    return f"CASE WHEN {test} THEN '''' || {text} ELSE {text} END"
 
 
 def _json_string(text: str) -> str:
@@ -397,6 +402,9 @@ XLSX_CAREFUL_RE = f"[\x01-\x1f\ufffe\uffff&<>]|^[=+@{_SPACE_CLASS}-]|[{_SPACE_CL
 
 # A column reference (``"cases_case"."title"``, ``iv."i0_status"``): cheap to read twice.
 _COLUMN = re.compile(r'(?:"\w+"|\w+)\."[^"]+"')
+_CHEAP_TEXT = re.compile(rf"{_COLUMN.pattern}|NULLIF\({_COLUMN.pattern}, ''\)")
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in FORMULA_FIRST)
+_FORMULA_BELOW = max(map(ord, FORMULA_FIRST)) + 1  # every formula character's code is below it
 
 
 class XlsxSql(SqlBuilder):
