@@ -74,9 +74,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	@touch $@ $(VENV)/.installed-dev $(VENV)/.installed-base
 
 ROWS ?= 100000
-# Every export format on SQLite and PostgreSQL beside its anchor: make bench ROWS=1000000
+ROUNDS ?= 1
+# Every export format on SQLite and PostgreSQL beside its anchor: make bench ROWS=1000000 [ROUNDS=3]
 bench: $(VENV)/.installed-bench
-	$(PY) bench/run_all.py --cases $(ROWS)
+	$(PY) bench/run_all.py --cases $(ROWS) --rounds $(ROUNDS)
 
 # The README's screenshots (docs/screenshots/) and the sample board report pages
 # (docs/board-report/), from a throwaway demo database: `make screenshots`.

@@ -381,6 +381,12 @@ def measure(what: str, *, limit: int = 0) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run of median time (the lower of the middle two), with the highest peak RSS."""
+    middle = sorted(runs, key=lambda run: run["seconds"])[(len(runs) - 1) // 2]
+    return {**middle, "rss_mb": max(run["rss_mb"] for run in runs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=100_000)
@@ -389,6 +395,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--report", help="also write every result as JSON to this file")
     parser.add_argument("--peer-rows", type=int, default=20_000, help="rows for django-import-export (slow)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure the anchors and formats this many times, alternated"
+    )
     args = parser.parse_args()
     if args.one:
         if args.one == "import_export":
@@ -408,19 +417,28 @@ def main() -> None:
     anchors = ["anchor_read", *(["anchor_parquet"] if "parquet" in formats else [])]
     anchors += ["anchor_xlsx"] if "xlsx" in formats else []
     peers = ["import_export"] if args.peer_rows else []
-    for what in [*anchors, *formats, *peers]:
-        try:
-            r = results[what] = measure(what, limit=min(args.peer_rows, args.cases))
-        except RuntimeError as exc:
-            print(f"{what:<16} failed: {exc}")
-            continue
-        print(
-            f"{what:<16}{r['rows']:>12,.0f}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>10,.0f}"
-            f"{r['mb']:>9.1f}{r['rss_mb']:>13.0f}",
-            flush=True,
-        )
+    rounds = max(1, args.rounds)
+    runs: dict[str, list[dict[str, float]]] = {}
+    # Each round measures every anchor and format once, so a format's time is compared with
+    # its anchor's of the same round: a shared machine's pace drifts from minute to minute.
+    for round_ in range(rounds):
+        for what in [*anchors, *formats, *(peers if round_ == 0 else [])]:
+            try:
+                r = measure(what, limit=min(args.peer_rows, args.cases))
+            except RuntimeError as exc:
+                print(f"{what:<16} failed: {exc}")
+                continue
+            runs.setdefault(what, []).append(r)
+            label = what if rounds == 1 else f"{what} ({round_ + 1}/{rounds})"
+            print(
+                f"{label:<16}{r['rows']:>12,.0f}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>10,.0f}"
+                f"{r['mb']:>9.1f}{r['rss_mb']:>13.0f}",
+                flush=True,
+            )
+    results = {what: median_run(measured) for what, measured in runs.items()}
     if args.report:
-        Path(args.report).write_text(json.dumps({"database": vendor, "cases": args.cases, "results": results}))
+        report = {"database": vendor, "cases": args.cases, "results": results, "rounds": runs}
+        Path(args.report).write_text(json.dumps(report))
 
 
 if __name__ == "__main__":

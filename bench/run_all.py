@@ -8,7 +8,9 @@ same columns (``COPY … TO STDOUT`` on PostgreSQL, a cursor loop on SQLite) for
 JSONL; the same rows read raw and written by pyarrow for Parquet; XlsxWriter's
 ``constant_memory`` mode writing as many rows and columns for XLSX. "× anchor" is the
 export's time over the anchor's for as many case rows (1.0 = as fast as the anchor; the
-XlsxWriter anchor writes at most 20,000 rows). django-import-export, the
+XlsxWriter anchor writes at most 20,000 rows); with ``--rounds N`` (``make bench ROUNDS=3``)
+every anchor and format runs N times, alternated, and the table gives the median run and
+the median of the rounds' ratios with their range (a shared machine's pace drifts). django-import-export, the
 peer users would otherwise pick, exports the same cases as CSV (on at most ``--peer-rows``
 rows: it needs minutes). SQLite lives in ``var/bench_<cases>.sqlite3``; PostgreSQL in the
 ``dossier_bench_<cases>`` database of ``BENCH_POSTGRES_URL`` (default the local server),
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,11 +51,11 @@ def postgres_url(cases: int) -> str | None:
     return f"{server.rsplit('/', 1)[0]}/{name}"
 
 
-def run(database_url: str, cases: int, peer_rows: int) -> dict:  # type: ignore[type-arg]
+def run(database_url: str, cases: int, peer_rows: int, rounds: int) -> dict:  # type: ignore[type-arg]
     with tempfile.NamedTemporaryFile(suffix=".json") as report:
         env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
         command = [sys.executable, str(EXPORTS), "--cases", str(cases), "--report", report.name]
-        subprocess.run([*command, "--peer-rows", str(peer_rows)], env=env, check=True)
+        subprocess.run([*command, "--peer-rows", str(peer_rows), "--rounds", str(rounds)], env=env, check=True)
         return json.loads(Path(report.name).read_text())  # type: ignore[no-any-return]
 
 
@@ -67,9 +70,7 @@ def table(reports: list[dict]) -> str:  # type: ignore[type-arg]
             anchor = ANCHOR.get(name)
             ratio = ""
             if anchor in results:
-                # The anchor's time for as many case rows as the export wrote.
-                base = results[anchor]
-                ratio = f"{r['seconds'] / (base['seconds'] * r['rows'] / base['case_rows']):.2f}"
+                ratio = _ratio(report, name, anchor)
             elif name == "import_export" and "csv" in results:
                 ours = results["csv"]["rows"] / results["csv"]["seconds"]
                 ratio = f"csv is {ours / (r['rows'] / r['seconds']):.0f}× faster"
@@ -81,11 +82,26 @@ def table(reports: list[dict]) -> str:  # type: ignore[type-arg]
     return "\n".join(lines)
 
 
+def _ratio(report: dict, name: str, anchor: str) -> str:  # type: ignore[type-arg]
+    """The export's time over the anchor's for as many case rows: over several rounds, the
+    median of each round's ratio (export and anchor measured in the same round) and the
+    range."""
+    rounds = report.get("rounds") or {name: [report["results"][name]], anchor: [report["results"][anchor]]}
+    ratios = sorted(
+        run["seconds"] / (base["seconds"] * run["rows"] / base["case_rows"])
+        for run, base in zip(rounds[name], rounds[anchor], strict=False)
+    )
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}"
+    return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--peer-rows", type=int, default=20_000)
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1, help="each anchor and format this many times, alternated")
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
     databases = [] if args.skip_sqlite else [f"sqlite:///{ROOT / 'var' / f'bench_{args.cases}.sqlite3'}"]
@@ -93,7 +109,7 @@ def main() -> None:
         databases.append(url)
     else:
         print("PostgreSQL is not answering: SQLite only.")
-    reports = [run(url, args.cases, args.peer_rows) for url in databases]
+    reports = [run(url, args.cases, args.peer_rows, args.rounds) for url in databases]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     widths = {r["columns"] for report in reports for r in report["results"].values() if "columns" in r}
     print(f"\n{args.cases:,} cases × {', '.join(map(str, sorted(widths)))} columns; {machine}")
