@@ -69,7 +69,7 @@ def table(reports: list[dict]) -> str:  # type: ignore[type-arg]
         for name, r in results.items():
             anchor = ANCHOR.get(name)
             ratio = ""
-            if anchor in results:
+            if anchor is not None and anchor in results:
                 ratio = _ratio(report, name, anchor)
             elif name == "import_export" and "csv" in results:
                 ours = results["csv"]["rows"] / results["csv"]["seconds"]
