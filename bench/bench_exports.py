@@ -417,7 +417,9 @@ def main() -> None:
     anchors = ["anchor_read", *(["anchor_parquet"] if "parquet" in formats else [])]
     anchors += ["anchor_xlsx"] if "xlsx" in formats else []
     peers = ["import_export"] if args.peer_rows else []
-    rounds = max(1, args.rounds)
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
+    rounds = args.rounds
     runs: dict[str, list[dict[str, float]]] = {}
     # Each round measures every anchor and format once, so a format's time is compared with
     # its anchor's of the same round: a shared machine's pace drifts from minute to minute.
@@ -428,7 +430,7 @@ def main() -> None:
             except RuntimeError as exc:
                 print(f"{what:<16} failed: {exc}")
                 continue
-            runs.setdefault(what, []).append(r)
+            runs.setdefault(what, []).append({**r, "round": round_})
             label = what if rounds == 1 else f"{what} ({round_ + 1}/{rounds})"
             print(
                 f"{label:<16}{r['rows']:>12,.0f}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>10,.0f}"

@@ -87,9 +87,11 @@ def _ratio(report: dict, name: str, anchor: str) -> str:  # type: ignore[type-ar
     median of each round's ratio (export and anchor measured in the same round) and the
     range."""
     rounds = report.get("rounds") or {name: [report["results"][name]], anchor: [report["results"][anchor]]}
+    anchors = {base.get("round"): base for base in rounds[anchor]}  # a failed run leaves its round out
     ratios = sorted(
         run["seconds"] / (base["seconds"] * run["rows"] / base["case_rows"])
-        for run, base in zip(rounds[name], rounds[anchor], strict=False)
+        for run in rounds[name]
+        if (base := anchors.get(run.get("round"))) is not None
     )
     if len(ratios) == 1:
         return f"{ratios[0]:.2f}"
@@ -103,6 +105,8 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--rounds", type=int, default=1, help="each anchor and format this many times, alternated")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     (ROOT / "var").mkdir(exist_ok=True)
     databases = [] if args.skip_sqlite else [f"sqlite:///{ROOT / 'var' / f'bench_{args.cases}.sqlite3'}"]
     if (url := postgres_url(args.cases)) is not None:

@@ -5,7 +5,9 @@ from bench.bench_exports import median_run
 
 
 def _runs(seconds: list[float], rows: int, **extra: float) -> list[dict[str, float]]:
-    return [{"rows": rows, "seconds": s, "mb": 1.0, "rss_mb": 70.0 + i, **extra} for i, s in enumerate(seconds)]
+    return [
+        {"rows": rows, "seconds": s, "mb": 1.0, "rss_mb": 70.0 + i, "round": i, **extra} for i, s in enumerate(seconds)
+    ]
 
 
 def _row(table: str, name: str) -> str:
@@ -24,6 +26,14 @@ def test_a_format_is_compared_with_the_anchor_of_its_own_round():
 
     # Rounds 1.20, 2.00 and 1.10: their median, not the medians' ratio (33 / 20 = 1.65).
     assert _row(run_all.table([report]), "csv").endswith("| anchor_read | 1.20 (1.10–2.00) |")
+
+
+def test_a_round_whose_export_failed_is_left_out_not_paired_with_another_round_s_anchor():
+    anchor = _runs([10.0, 20.0, 30.0], rows=1, case_rows=1)
+    csv = [run for run in _runs([12.0, 0.0, 33.0], rows=1) if run["round"] != 1]  # round 2 failed
+    report = {"database": "SQLite", "results": {}, "rounds": {"anchor_read": anchor, "csv": csv}}
+
+    assert run_all._ratio(report, "csv", "anchor_read") == "1.15 (1.10–1.20)"
 
 
 def test_the_median_run_carries_the_highest_peak_memory_of_all_rounds():
