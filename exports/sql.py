@@ -94,10 +94,9 @@ class SqlBuilder:
 
     def pseudonyms(self, text: str) -> str:
         """Pseudonyms (``PSN-`` and hex, joined with ``"; "``): text that needs no care —
-        nothing a spreadsheet would run, nothing JSON escapes (``to_json`` costs ≈ 220 ns
-        a value, most of it looking up the type; quoting, a tenth of that)."""
+        nothing a spreadsheet would run, nothing JSON escapes."""
         if self.format == "jsonl":
-            return f"coalesce('\"' || {text} || '\"', 'null')"
+            return _plain_json_string(text)
         return f"NULLIF({text}, '')" if self.csv else text
 
     def choice(self, ref: str, labels: Mapping[str, str]) -> str:
@@ -114,7 +113,7 @@ class SqlBuilder:
         microsecond part (which ``isoformat`` leaves out) is the only ``.000000``."""
         if self.typed:
             return f"(extract(epoch FROM {ref}) * 1000000)::bigint"
-        return self._iso(ref) if self.csv else f"coalesce('\"' || {self._iso(ref)} || '\"', 'null')"
+        return self._iso(ref) if self.csv else _plain_json_string(self._iso(ref))
 
     @staticmethod
     def _iso(ref: str) -> str:
@@ -374,6 +373,13 @@ def neutralise(text: str) -> str:
     if _CHEAP_TEXT.fullmatch(text):
         test = f"ascii({text}) < {_FORMULA_BELOW} AND {test}"
     return f"CASE WHEN {test} THEN '''' || {text} ELSE {text} END"
+
+
+def _plain_json_string(text: str) -> str:
+    """SQL text JSON needs not escape (no quote, backslash or control character: a
+    pseudonym, a datetime's digits) as a JSON string, or ``null``: quoted, without
+    ``to_json``'s per-call type look-up."""
+    return f"coalesce('\"' || {text} || '\"', 'null')"
 
 
 def _json_string(text: str) -> str:
