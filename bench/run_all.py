@@ -69,7 +69,7 @@ def table(reports: list[dict]) -> str:  # type: ignore[type-arg]
         for name, r in results.items():
             anchor = ANCHOR.get(name)
             ratio = ""
-            if anchor is not None and anchor in results:
+            if anchor is not None and anchor in report["rounds"]:
                 ratio = _ratio(report, name, anchor)
             elif name == "import_export" and "csv" in results:
                 ours = results["csv"]["rows"] / results["csv"]["seconds"]
@@ -86,12 +86,12 @@ def _ratio(report: dict, name: str, anchor: str) -> str:  # type: ignore[type-ar
     """The export's time over the anchor's for as many case rows: over several rounds, the
     median of each round's ratio (export and anchor measured in the same round) and the
     range."""
-    rounds = report.get("rounds") or {name: [report["results"][name]], anchor: [report["results"][anchor]]}
-    anchors = {base.get("round"): base for base in rounds[anchor]}  # a failed run leaves its round out
+    rounds = report["rounds"]
+    anchors = {base["round"]: base for base in rounds[anchor]}  # a failed run leaves its round out
     ratios = sorted(
         run["seconds"] / (base["seconds"] * run["rows"] / base["case_rows"])
         for run in rounds[name]
-        if (base := anchors.get(run.get("round"))) is not None
+        if (base := anchors.get(run["round"])) is not None
     )
     if len(ratios) == 1:
         return f"{ratios[0]:.2f}"

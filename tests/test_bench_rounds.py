@@ -46,9 +46,11 @@ def test_the_median_run_carries_the_highest_peak_memory_of_all_rounds():
 
 
 def test_a_single_round_gives_the_plain_ratio():
+    anchor, jsonl = _runs([10.0], rows=6, case_rows=3), _runs([15.0], rows=3)
     report = {
         "database": "SQLite",
-        "results": {"anchor_read": _runs([10.0], rows=6, case_rows=3)[0], "jsonl": _runs([15.0], rows=3)[0]},
+        "results": {"anchor_read": anchor[0], "jsonl": jsonl[0]},
+        "rounds": {"anchor_read": anchor, "jsonl": jsonl},
     }
 
     assert _row(run_all.table([report]), "jsonl").endswith("| anchor_read | 1.50 |")
