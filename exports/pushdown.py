@@ -41,6 +41,7 @@ from organizations.pseudonyms import hmac_pads
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
+FRAMED_BLOCK_BYTES = 1 << 16  # a framed block's values are split into a bytes object each
 PART_ROWS = 25_000  # rows per part: a part's sort stays in memory
 COPY_WORK_MEM = "64MB"
 COPY_RANDOM_PAGE_COST = 1.1  # at most: data in memory or on SSD, as a PostgreSQL server's usually is
@@ -356,7 +357,7 @@ def copy_write(
     for lo, hi in itertools.pairwise(bounds):
         compiled = export_query(plan, cases, format=sql_format, now=now, start=lo, stop=hi)
         assert compiled is not None  # the same columns rendered above
-        parts.append(_Part(compiled, format, stop, json_frame(plan.columns) if format == "jsonl" else None))
+        parts.append(_Part(compiled, format, stop))
     pool: list[_Connection] = []
     about = [*(about or [])]
     try:
@@ -381,7 +382,7 @@ def copy_write(
 
             def blocks() -> Iterator[bytes]:
                 for part in done:
-                    yield from line_blocks(part.output)
+                    yield from line_blocks(part.output, FRAMED_BLOCK_BYTES)
                     part.output.close()  # its disk space back as soon as it is laid in
                 # The About sheet is written after the rows, as the Python path does.
                 about.append(("Rows", f"{sum(part.rows for part in parts):,}"))
@@ -389,6 +390,15 @@ def copy_write(
             workbook_write(
                 stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet
             )
+            rows = sum(part.rows for part in parts)
+        elif format == "jsonl":
+            # A part holds its rows' values as the database wrote them (a third of the
+            # lines' size): the keys are laid around them here, as they go into the file.
+            frame = json_frame(plan.columns)
+            for part in done:
+                for block in line_blocks(part.output, FRAMED_BLOCK_BYTES):
+                    stream.write(json_lines(block, block.count(b"\n"), frame))
+                part.output.close()
             rows = sum(part.rows for part in parts)
         else:
             for part in done:
@@ -428,9 +438,9 @@ def _in_order(
         yield part
 
 
-def line_blocks(file: BinaryIO) -> Iterator[bytes]:
-    """A file's whole lines, about ``BLOCK_BYTES`` at a time."""
-    while block := file.read(BLOCK_BYTES):
+def line_blocks(file: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """A file's whole lines, about ``size`` bytes at a time."""
+    while block := file.read(size):
         yield block + file.readline()
 
 
@@ -528,11 +538,9 @@ class _Part:
         compiled: tuple[str, dict[str, Any]],
         format: str,
         stop: threading.Event,
-        frame: JsonFrame | None = None,
     ) -> None:
         self.sql, self.params = compiled
         self.format = format
-        self.frame = frame  # JSONL: the keys laid around each row's values
         self.output = tempfile.TemporaryFile(dir=temporary_dir())  # noqa: SIM115
         self.rows = 0
         self.stop = stop
@@ -569,7 +577,7 @@ class _Part:
             # A JSON value or a sheet row never holds a raw control character: with \x01 as
             # the quote and \x02 as the delimiter, COPY writes each as it is, a row a line.
             statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
-            _copy_lines(cursor, statement, self.params, self, self.frame)
+            _copy_lines(cursor, statement, self.params, self)
 
 
 def load_pads(cursor: Any, key: bytes) -> None:
@@ -684,18 +692,14 @@ def json_lines(data: bytes, rows: int, frame: JsonFrame) -> bytes:
     return b"".join(mixed)
 
 
-def _copy_lines(
-    cursor: Any, statement: str, params: dict[str, Any], part: _Part, frame: JsonFrame | None = None
-) -> None:
-    """Stream COPY's output, a row a line: as it is (typed CSV, sheet rows), or rows of
-    JSON values framed as JSON lines (``frame``)."""
+def _copy_lines(cursor: Any, statement: str, params: dict[str, Any], part: _Part) -> None:
+    """Stream COPY's output, a row a line, as it is (typed CSV, sheet rows, JSON values)."""
 
     def flush(data: bytes, rows: int) -> None:
-        part.output.write(data if frame is None else json_lines(data, rows, frame))
+        part.output.write(data)
         part.rows += rows
 
-    # Framed blocks are smaller: a block's values are split into a bytes object each.
-    _blocks(cursor, statement, params, part, flush, block_bytes=BLOCK_BYTES if frame is None else BLOCK_BYTES // 4)
+    _blocks(cursor, statement, params, part, flush)
 
 
 def _blocks(

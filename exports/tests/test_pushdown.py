@@ -386,6 +386,38 @@ def test_parts_written_on_several_connections_join_in_order(settings, monkeypatc
     )
 
 
+def test_json_lines_are_framed_as_the_parts_go_into_the_file_a_few_rows_at_a_time(settings, monkeypatch):
+    org = _seed()
+    # Parts of 5 rows, framed in blocks of ~100 bytes (a row or two each).
+    monkeypatch.setattr(pushdown, "PART_ROWS", 5)
+    monkeypatch.setattr(pushdown, "FRAMED_BLOCK_BYTES", 100)
+    held: list[bytes] = []
+    copy = pushdown._Part.copy
+
+    def copying(part, cursor):  # type: ignore[no-untyped-def]
+        copy(part, cursor)
+        part.output.seek(0)
+        held.append(part.output.read())
+
+    monkeypatch.setattr(pushdown._Part, "copy", copying)
+    blocks: list[int] = []
+    frame = pushdown.json_lines
+
+    def framing(data, rows, json_frame):  # type: ignore[no-untyped-def]
+        blocks.append(rows)
+        return frame(data, rows, json_frame)
+
+    monkeypatch.setattr(pushdown, "json_lines", framing)
+    columns = {"max_investigations": 2}
+    exported = _export(org, settings, pushdown=True, columns=columns, fmt="jsonl")
+    assert exported == _export(org, settings, pushdown=False, columns=columns, fmt="jsonl")
+    # A part holds the database's values, a row a line, without the keys (a third the size).
+    assert len(held) > 1 and sum(part.count(b"\n") for part in held) == len(JSON_VALUES)
+    assert all(b'"reference":' not in part and b"\x02" in part for part in held)
+    assert sum(map(len, held)) < len(exported) / 2
+    assert sum(blocks) == len(JSON_VALUES) and len(blocks) > len(held) and max(blocks) <= 2
+
+
 def test_a_pushed_down_workbook_rolls_over_sheets_across_parts_as_the_python_one_does(settings, monkeypatch):
     org = _seed()
     # Parts of 5 rows read in blocks of ~100 bytes (a few rows each); sheets of 7 rows.
