@@ -331,7 +331,8 @@ def copy_write(
     once it and those before it are written, while the connections write the next ones,
     and reports progress while it waits (so a cancel is noticed in time).
     Parquet parts are typed CSV that pyarrow's C++ reader turns into row groups; XLSX
-    parts are the sheets' rows, already SpreadsheetML, laid into the workbook.
+    parts are the sheets' rows, already SpreadsheetML, laid into the workbook; JSONL parts
+    are the rows' JSON values, framed with their keys as they are laid in.
     """
     if format not in ("csv", "jsonl", "parquet", "xlsx"):
         return None
