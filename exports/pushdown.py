@@ -383,7 +383,7 @@ def copy_write(
 
             def blocks() -> Iterator[bytes]:
                 for part in done:
-                    yield from line_blocks(part.output, FRAMED_BLOCK_BYTES)
+                    yield from line_blocks(part.output)
                     part.output.close()  # its disk space back as soon as it is laid in
                 # The About sheet is written after the rows, as the Python path does.
                 about.append(("Rows", f"{sum(part.rows for part in parts):,}"))
@@ -439,9 +439,9 @@ def _in_order(
         yield part
 
 
-def line_blocks(file: BinaryIO, size: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """A file's whole lines, about ``size`` bytes at a time."""
-    while block := file.read(size):
+def line_blocks(file: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+    """A file's whole lines, about ``size`` bytes (``BLOCK_BYTES``) at a time."""
+    while block := file.read(size or BLOCK_BYTES):
         yield block + file.readline()
 
 

@@ -424,11 +424,21 @@ def test_a_pushed_down_workbook_rolls_over_sheets_across_parts_as_the_python_one
     monkeypatch.setattr(pushdown, "PART_ROWS", 5)
     monkeypatch.setattr(pushdown, "BLOCK_BYTES", 100)
     monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 7)
+    laid: list[int] = []
+    line_blocks = pushdown.line_blocks
+
+    def counted(file, size=None):  # type: ignore[no-untyped-def]
+        for block in line_blocks(file, size):
+            laid.append(block.count(b"\n"))
+            yield block
+
+    monkeypatch.setattr(pushdown, "line_blocks", counted)
     columns = {"max_investigations": 1}
     books = [
         openpyxl.load_workbook(io.BytesIO(_export(org, settings, pushdown=p, columns=columns, fmt="xlsx")))
         for p in (True, False)
     ]
+    assert sum(laid) == len(JSON_VALUES) and max(laid) == 1  # a block a row: blocks cross the sheets' ends
     pages = -(-len(JSON_VALUES) // 7)
     names = ["Data", *(f"Data ({n})" for n in range(2, pages + 1)), "About"]
     assert books[0].sheetnames == books[1].sheetnames == names
