@@ -392,18 +392,17 @@ def copy_write(
                 stream=stream, columns=plan.columns, xml=blocks(), about=about, limit=XlsxWriter.max_rows_per_sheet
             )
             rows = sum(part.rows for part in parts)
-        elif format == "jsonl":
-            # A part holds its rows' values as the database wrote them (a third of the
-            # lines' size): the keys are laid around them here, as they go into the file.
-            frame = json_frame(plan.columns)
-            for part in done:
-                for block in line_blocks(part.output, FRAMED_BLOCK_BYTES):
-                    stream.write(json_lines(block, block.count(b"\n"), frame))
-                part.output.close()
-            rows = sum(part.rows for part in parts)
         else:
+            # A CSV part is the file's own bytes. A JSONL part holds its rows' values as the
+            # database wrote them (a third of the lines' size): the keys are laid around them
+            # here, as they go into the file.
+            frame = json_frame(plan.columns) if format == "jsonl" else None
             for part in done:
-                shutil.copyfileobj(part.output, stream, 1 << 20)
+                if frame is None:
+                    shutil.copyfileobj(part.output, stream, BLOCK_BYTES)
+                else:
+                    for block in line_blocks(part.output, FRAMED_BLOCK_BYTES):
+                        stream.write(json_lines(block, frame))
                 part.output.close()
             rows = sum(part.rows for part in parts)
     finally:
@@ -672,13 +671,15 @@ def json_frame(columns: Sequence[Column]) -> JsonFrame:
     return ("{" + keys[0]).encode(), [("," + key).encode() for key in keys[1:]]
 
 
-def json_lines(data: bytes, rows: int, frame: JsonFrame) -> bytes:
-    """``rows`` rows of JSON values (``\x02`` between values, ``\n`` after each row) as
-    JSON lines: each row framed by ``{`` and ``}``, each value after its key.
+def json_lines(data: bytes, frame: JsonFrame) -> bytes:
+    """Rows of JSON values (``\x02`` between values, ``\n`` after each row) as JSON lines:
+    each row framed by ``{`` and ``}``, each value after its key.
 
-    A row holds exactly one ``\x02`` per key after the first (a JSON value cannot hold a
-    raw control character), so the values and the keys interleave in one pass."""
+    A JSON value cannot hold a raw control character, so a line feed ends a row and a row
+    holds exactly one ``\x02`` per key after the first: the values and the keys interleave
+    in one pass."""
     first, others = frame
+    rows = data.count(b"\n")
     if not rows:
         return b""
     framed = first + data[:-1].replace(b"\n", b"}\n" + first) + b"}\n"
