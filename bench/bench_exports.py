@@ -149,7 +149,11 @@ def _plan_and_query():  # type: ignore[no-untyped-def]
     sql, params = cases.order_by("created_at", "id").values_list(*plan.case_fields).query.sql_with_params()
     inv_sql = "SELECT * FROM cases_investigation WHERE organization_id = %s ORDER BY case_id, number"
     # The people in the cases: the default export pseudonymises six identity columns.
-    party_sql = "SELECT * FROM cases_party WHERE organization_id = %s ORDER BY case_id, id"
+    # The parties' own columns (not the pseudonyms made ahead: the read is of the raw rows).
+    party_sql = (
+        "SELECT id, organization_id, case_id, role, full_name, email, phone, employee_id, job_title "
+        "FROM cases_party WHERE organization_id = %s ORDER BY case_id, id"
+    )
     return plan, [(sql, params), (inv_sql, (org.pk,)), (party_sql, (org.pk,))]
 
 

@@ -12,21 +12,12 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from cases.models import RIU, Case, Investigation, Party
+from exports.columns import PARTY_PSEUDONYM_COLUMNS
 from organizations.admin_scoping import OrgScopedAdmin
 from organizations.models import Organization
 from organizations.pseudonyms import pseudonym
 from organizations.selectors import identity_access_for
 
-#: The export column whose pseudonym stands in for an identifying field, by party role.
-#: Only these pairs exist in exports; any other value is hidden rather than given a
-#: pseudonym under another column, which would link a witness or subject to the same
-#: person as a reporter (pseudonyms differ between columns on purpose).
-PSEUDONYM_COLUMNS: dict[str, dict[str, str]] = {
-    "full_name": {"reporter": "reporter_name", "subject": "subject_names", "witness": "witness_names"},
-    "email": {"reporter": "reporter_email"},
-    "phone": {"reporter": "reporter_phone"},
-    "employee_id": {"subject": "subject_employee_ids"},
-}
 HIDDEN = "hidden (no identity access)"
 
 
@@ -40,7 +31,7 @@ def identity_access(request: HttpRequest, organization: Organization) -> bool:
 
 def party_pseudonym(party: Party, field: str) -> str | None:
     """What a member without identity access sees instead of ``field`` of ``party``."""
-    column = PSEUDONYM_COLUMNS[field].get(party.role)
+    column = PARTY_PSEUDONYM_COLUMNS[field].get(party.role)
     if column is None:
         return HIDDEN
     key = bytes(party.case.organization.pseudonym_key)  # memoryview on PostgreSQL

@@ -34,6 +34,7 @@ from django.db.models.functions import RowNumber
 from cases.models import RIU, Case, Investigation, Party
 from exports.columns import party_lookup
 from exports.columns_base import Column, ColumnGroup, ColumnType
+from exports.party_pseudonyms import pseudonym_stamp, stored_pseudonym
 from exports.rows import RowPlan
 from exports.sql import WHITESPACE, Json, SqlBuilder, SqlFormat, XlsxSql
 from exports.tempfiles import temporary_dir
@@ -46,6 +47,7 @@ PART_ROWS = 25_000  # rows per part: a part's sort stays in memory
 COPY_WORK_MEM = "64MB"
 COPY_RANDOM_PAGE_COST = 1.1  # at most: data in memory or on SSD, as a PostgreSQL server's usually is
 PADS_TABLE = "pg_temp.dossier_pseudonym_pads"  # a session's own: the HMAC's padded keys
+PADS_SQL = (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
 
 
 class ExportStopped(Exception):
@@ -71,6 +73,8 @@ class _Refs:
         self.values: list[str] = []
         self.documents: list[str] = []
         self._pseudonym_key = pseudonym_key
+        # Pseudonyms stored with this stamp are used as they are (``exports.party_pseudonyms``).
+        self.pseudonym_stamp = pseudonym_stamp(pseudonym_key) if pseudonym_key is not None else None
 
     def value(self, expression: str) -> str:
         """``expression`` computed once per row (tag JSON values are read by many branches)."""
@@ -123,7 +127,7 @@ class _Refs:
         out part), shows it in ``pg_stat_activity`` and hands it to any statement log."""
         if self._pseudonym_key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        return (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
+        return PADS_SQL
 
     @property
     def needs_investigations(self) -> bool:
@@ -271,6 +275,14 @@ def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str)
 
     for role, field, many, column in sorted(refs.party_pseudonym_fields):
         name = _quoted("psn:" + party_lookup(role, field, many=many))
+        stored = stored_pseudonym(builder, "p", role, field, column, refs.pseudonym_stamp, refs.pseudonym_pads())
+        if stored is not None:
+            # Each of the role's parties' pseudonym, stored or made, in the rows of the role only.
+            s = _quoted(f"s:{role}:{field}")
+            inner.append(f"CASE WHEN p.role = {builder.param(role)}::text THEN {stored} END AS {s}")
+            aggregate = f"string_agg(q.{s}, '; ')" if many else first(role, f"q.{s}")
+            aggregates.append(f"{aggregate} AS {name}")
+            continue
         if not many:
             normalised = f"NULLIF({builder.normalised(first(role, read(field)))}, '')"
             aggregates.append(f"{builder.pseudonym_of(normalised, refs.pseudonym_pads(), column)} AS {name}")

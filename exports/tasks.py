@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from config.logs import log_context_task
 from exports.models import ExportJob
+from exports.party_pseudonyms import party_pseudonyms_refresh
 from exports.services import export_job_run, exports_expire, exports_recover
 
 
@@ -21,3 +22,9 @@ def run_export(job_id: str) -> str:
 def maintenance() -> dict[str, int]:
     """Every minute: recover jobs of dead workers, expire old files."""
     return {**exports_recover(), "expired": exports_expire()}
+
+
+@log_context_task
+def refresh_party_pseudonyms(organization_id: int) -> int:
+    """The organization's parties' pseudonyms made again (after its key was rotated)."""
+    return party_pseudonyms_refresh(organization_id=organization_id)
