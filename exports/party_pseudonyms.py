@@ -14,7 +14,8 @@ change to a party's role or identifying fields clears its stamp in the database 
 (a trigger, ``cases`` migration 0003), whatever makes the change.
 
 Made: for a party when it is saved, for the whole organization after its key is rotated
-(a background task) and when demo data is seeded. SQLite exports run in Python and make
+(a background task) and when demo data is seeded; and every minute for parties whose
+stamp is blank (``party_pseudonyms_sweep``: rows from before this, or inserted in bulk). SQLite exports run in Python and make
 every pseudonym as they go; nothing is stored there.
 """
 
@@ -40,6 +41,7 @@ STAMP_VERSION = "party-pseudonyms/1"
 STAMP_CHARS = 32
 REFRESH_TASK = "exports.tasks.refresh_party_pseudonyms"
 REFRESH_BATCH = 20_000  # party ids a statement
+SWEEP_PARTIES = 100_000  # a maintenance run's share (≈ 2 s)
 
 
 def pseudonym_stamp(key: bytes) -> str:
@@ -116,6 +118,23 @@ def party_pseudonyms_refresh(*, organization_id: int, party_ids: Sequence[int] |
         finally:
             cursor.execute(f"DROP TABLE IF EXISTS {PADS_TABLE}")
     return made
+
+
+def party_pseudonyms_sweep() -> int:
+    """Every minute (``maintenance``): the pseudonyms of parties whose stamp is blank (from
+    before pseudonyms were stored, inserted in bulk, or saved by a process that stopped
+    before its commit callback), at most ``SWEEP_PARTIES`` a run. A partial index holds just
+    those parties, so a run that finds none reads nothing."""
+    if connection.vendor != "postgresql":
+        return 0
+    waiting = Party.objects.filter(pseudonym_stamp="").order_by().values_list("organization_id", "id")
+    by_organization: dict[int, list[int]] = {}
+    for organization_id, party_id in waiting[:SWEEP_PARTIES]:
+        by_organization.setdefault(organization_id, []).append(party_id)
+    return sum(
+        party_pseudonyms_refresh(organization_id=organization_id, party_ids=ids)
+        for organization_id, ids in by_organization.items()
+    )
 
 
 def party_saved(sender: Any, instance: Party, raw: bool = False, **kwargs: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config.logs import log_context_task
 from exports.models import ExportJob
-from exports.party_pseudonyms import party_pseudonyms_refresh
+from exports.party_pseudonyms import party_pseudonyms_refresh, party_pseudonyms_sweep
 from exports.services import export_job_run, exports_expire, exports_recover
 
 
@@ -20,8 +20,9 @@ def run_export(job_id: str) -> str:
 
 @log_context_task
 def maintenance() -> dict[str, int]:
-    """Every minute: recover jobs of dead workers, expire old files."""
-    return {**exports_recover(), "expired": exports_expire()}
+    """Every minute: recover jobs of dead workers, expire old files, make the pseudonyms of
+    people not yet given theirs."""
+    return {**exports_recover(), "expired": exports_expire(), "party_pseudonyms": party_pseudonyms_sweep()}
 
 
 @log_context_task

@@ -17,8 +17,11 @@ END
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER cases_party_pseudonyms_clear BEFORE UPDATE ON cases_party
     FOR EACH ROW EXECUTE FUNCTION cases_party_pseudonyms_clear();
+-- The parties still waiting for their pseudonyms (the every-minute sweep's look-up).
+CREATE INDEX party_pseudonyms_stale_idx ON cases_party (organization_id) WHERE pseudonym_stamp = '';
 """
 DROP_TRIGGER = """
+DROP INDEX IF EXISTS party_pseudonyms_stale_idx;
 DROP TRIGGER IF EXISTS cases_party_pseudonyms_clear ON cases_party;
 DROP FUNCTION IF EXISTS cases_party_pseudonyms_clear();
 """

@@ -162,3 +162,26 @@ def test_a_refresh_makes_only_stale_pseudonyms_of_its_organization_a_batch_at_a_
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_class WHERE relname = 'dossier_pseudonym_pads'")
         assert cursor.fetchone()[0] == 0
+
+
+def test_the_minute_sweep_gives_waiting_parties_their_pseudonyms_a_share_at_a_time(monkeypatch):
+    from exports import party_pseudonyms
+    from exports.tasks import maintenance
+
+    org = _org_with_people()
+    other = _org_with_people("other")
+    # Rows from before pseudonyms were stored, or inserted in bulk: a blank stamp.
+    Party.objects.update(pseudonym_stamp="", pseudonym_full_name=None)
+    monkeypatch.setattr(party_pseudonyms, "SWEEP_PARTIES", 30)
+    assert maintenance()["party_pseudonyms"] == 30
+    assert Party.objects.filter(pseudonym_stamp="").count() == 2 * 3 * len(NAMES) - 30
+    assert maintenance()["party_pseudonyms"] == 2 * 3 * len(NAMES) - 30
+    assert maintenance()["party_pseudonyms"] == 0
+    for each in (org, other):
+        key = bytes(Organization.objects.get(pk=each.pk).pseudonym_key)
+        assert all(_stored(p) == _expected(p, key) for p in Party.objects.filter(organization=each))
+    # The look-up reads the partial index of the waiting parties only.
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN SELECT organization_id, id FROM cases_party WHERE pseudonym_stamp = '' LIMIT 30")
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "party_pseudonyms_stale_idx" in plan
