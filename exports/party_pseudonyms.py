@@ -15,8 +15,8 @@ change to a party's role or identifying fields clears its stamp in the database 
 
 Made: for a party when it is saved, for the whole organization after its key is rotated
 (a background task) and when demo data is seeded; and every minute for parties whose
-stamp is blank (``party_pseudonyms_sweep``: rows from before this, or inserted in bulk). SQLite exports run in Python and make
-every pseudonym as they go; nothing is stored there.
+stamp is blank (``party_pseudonyms_sweep``: rows from before this, or inserted in bulk).
+SQLite exports run in Python and make every pseudonym as they go; nothing is stored there.
 """
 
 from __future__ import annotations
