@@ -258,8 +258,10 @@ def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str)
     an ``ORDER BY`` of its own, which PostgreSQL 15 would pay for with a sort per case and
     aggregate (5 % of a part's time). The sort also keeps the sub-query from being inlined
     into every aggregate that reads it. A role's first party is the first element of its
-    values; a pseudonymised list value is normalised once, in the rows of its role only,
-    and hashed once inside the aggregation; a first party's, once per case."""
+    values. A pseudonym is the party's stored one where its stamp is current, else made in
+    the rows of its role only (``exports.party_pseudonyms``); for a field no pseudonym is
+    stored for, a list value is normalised once in the rows of its role and hashed once
+    inside the aggregation, a first party's once per case."""
     spaces = builder.param("".join(map(chr, WHITESPACE)))
     inner = ["p.case_id", "p.id", "p.role"]
     aggregates = []
