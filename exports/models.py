@@ -104,3 +104,23 @@ class ExportJob(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class PartyPseudonymsMade(models.Model):
+    """The stamp every party of an organization had when its pseudonyms were last made
+    whole (``exports.party_pseudonyms``): where it is not the organization's current stamp
+    (a new key whose task was lost, new identity columns), the every-minute sweep makes them
+    again, a share at a time."""
+
+    organization = models.OneToOneField(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    stamp = models.CharField(max_length=32)
+    made_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "party pseudonyms made"
+        verbose_name_plural = "party pseudonyms made"
+
+    def __str__(self) -> str:
+        return f"Party pseudonyms of organization {self.organization_id}"

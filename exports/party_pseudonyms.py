@@ -15,7 +15,8 @@ change to a party's role or identifying fields clears its stamp in the database 
 
 Made: for a party when it is saved, for the whole organization after its key is rotated
 (a background task) and when demo data is seeded; and every minute for parties whose
-stamp is blank (``party_pseudonyms_sweep``: rows from before this, or inserted in bulk).
+stamp is blank and for an organization whose stamp was never made whole
+(``party_pseudonyms_sweep``: rows from before this, rows inserted in bulk, a lost task).
 SQLite exports run in Python and make every pseudonym as they go; nothing is stored there.
 """
 
@@ -69,14 +70,17 @@ def stored_pseudonym(
     return f"CASE WHEN {party}.pseudonym_stamp = {builder.param(stamp)} THEN {stored} ELSE {made} END"
 
 
-def party_pseudonyms_refresh(*, organization_id: int, party_ids: Sequence[int] | None = None) -> int:
+def party_pseudonyms_refresh(
+    *, organization_id: int, party_ids: Sequence[int] | None = None, limit: int | None = None
+) -> int:
     """Make and store the pseudonyms of the organization's parties whose stamp is not the
     current one (of ``party_ids`` only, when given); returns how many were made.
 
     On PostgreSQL only (0 elsewhere). The key reaches the database as COPY data only. A
     whole organization goes ``REFRESH_BATCH`` party ids at a time, each batch its own
     statement (outside a caller's transaction, its own commit): no edit of a party waits
-    for more than one batch's row locks."""
+    for more than one batch's row locks. It stops after the batch that reaches ``limit``;
+    a whole pass that went through records the stamp (``PartyPseudonymsMade``)."""
     if connection.vendor != "postgresql":
         return 0
     from exports.pushdown import PADS_SQL, PADS_TABLE, load_pads
@@ -101,6 +105,7 @@ def party_pseudonyms_refresh(*, organization_id: int, party_ids: Sequence[int] |
         where += " AND id >= %(lo)s AND id < %(hi)s"
         ids = Party.objects.filter(organization_id=organization_id).aggregate(lo=Min("id"), hi=Max("id"))
         if ids["lo"] is None:
+            _made_whole(organization_id, stamp)
             return 0
         batches = [(lo, lo + REFRESH_BATCH) for lo in range(ids["lo"], ids["hi"] + 1, REFRESH_BATCH)]
     statement = f"UPDATE {Party._meta.db_table} SET {', '.join(sets)} WHERE {where}"
@@ -110,6 +115,8 @@ def party_pseudonyms_refresh(*, organization_id: int, party_ids: Sequence[int] |
         load_pads(cursor, key)
         try:
             for batch in batches:
+                if limit is not None and made >= limit:
+                    return made
                 params: dict[str, Any] = dict(builder.params)
                 if batch is not None:
                     params["lo"], params["hi"] = batch
@@ -117,24 +124,44 @@ def party_pseudonyms_refresh(*, organization_id: int, party_ids: Sequence[int] |
                 made += int(cursor.rowcount)
         finally:
             cursor.execute(f"DROP TABLE IF EXISTS {PADS_TABLE}")
+    if party_ids is None:
+        _made_whole(organization_id, stamp)
     return made
 
 
+def _made_whole(organization_id: int, stamp: str) -> None:
+    from exports.models import PartyPseudonymsMade
+
+    PartyPseudonymsMade.objects.update_or_create(organization_id=organization_id, defaults={"stamp": stamp})
+
+
 def party_pseudonyms_sweep() -> int:
-    """Every minute (``maintenance``): the pseudonyms of parties whose stamp is blank (from
-    before pseudonyms were stored, inserted in bulk, or saved by a process that stopped
-    before its commit callback), at most ``SWEEP_PARTIES`` a run. A partial index holds just
-    those parties, so a run that finds none reads nothing."""
+    """Every minute (``maintenance``), at most ``SWEEP_PARTIES`` pseudonyms a run: first
+    those of parties whose stamp is blank (from before pseudonyms were stored, inserted in
+    bulk, or saved by a process that stopped before its commit callback; a partial index
+    holds just those, so a run that finds none reads nothing); then those of organizations
+    whose current stamp was never made whole (a new key whose task was lost, new identity
+    columns), a whole pass recording it."""
     if connection.vendor != "postgresql":
         return 0
+    from exports.models import PartyPseudonymsMade
+    from organizations.models import Organization
+
     waiting = Party.objects.filter(pseudonym_stamp="").order_by().values_list("organization_id", "id")
     by_organization: dict[int, list[int]] = {}
     for organization_id, party_id in waiting[:SWEEP_PARTIES]:
         by_organization.setdefault(organization_id, []).append(party_id)
-    return sum(
+    made = sum(
         party_pseudonyms_refresh(organization_id=organization_id, party_ids=ids)
         for organization_id, ids in by_organization.items()
     )
+    whole = dict(PartyPseudonymsMade.objects.values_list("organization_id", "stamp"))
+    for organization_id, key in Organization.objects.order_by("pk").values_list("pk", "pseudonym_key"):
+        if made >= SWEEP_PARTIES:
+            break
+        if whole.get(organization_id) != pseudonym_stamp(bytes(key)):
+            made += party_pseudonyms_refresh(organization_id=organization_id, limit=SWEEP_PARTIES - made)
+    return made
 
 
 def party_saved(sender: Any, instance: Party, raw: bool = False, **kwargs: Any) -> None:

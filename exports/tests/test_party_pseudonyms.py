@@ -185,3 +185,23 @@ def test_the_minute_sweep_gives_waiting_parties_their_pseudonyms_a_share_at_a_ti
         cursor.execute("EXPLAIN SELECT organization_id, id FROM cases_party WHERE pseudonym_stamp = '' LIMIT 30")
         plan = " ".join(row[0] for row in cursor.fetchall())
     assert "party_pseudonyms_stale_idx" in plan
+
+
+def test_a_new_key_whose_task_was_lost_is_made_whole_by_the_minute_sweep(monkeypatch):
+    from exports import party_pseudonyms
+    from exports.models import PartyPseudonymsMade
+    from exports.tasks import maintenance
+
+    org = _org_with_people()
+    assert party_pseudonyms_refresh(organization_id=org.pk) == 0  # a whole pass: recorded
+    assert PartyPseudonymsMade.objects.get(organization=org).stamp == pseudonym_stamp(bytes(org.pseudonym_key))
+    monkeypatch.setattr(party_pseudonyms, "enqueue", lambda *args, **kwargs: None)  # the broker was down
+    pseudonym_key_rotate(organization=org)
+    org.refresh_from_db()
+    key = bytes(org.pseudonym_key)
+    assert not Party.objects.filter(organization=org, pseudonym_stamp=pseudonym_stamp(key)).exists()
+    monkeypatch.setattr(party_pseudonyms, "SWEEP_PARTIES", 10)
+    monkeypatch.setattr(party_pseudonyms, "REFRESH_BATCH", 5)
+    assert [maintenance()["party_pseudonyms"] for _ in range(4)] == [10, 10, 4, 0]  # a share a minute
+    assert all(_stored(p) == _expected(p, key) for p in Party.objects.filter(organization=org))
+    assert PartyPseudonymsMade.objects.get(organization=org).stamp == pseudonym_stamp(key)
