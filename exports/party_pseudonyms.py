@@ -38,6 +38,8 @@ from config.tasks import enqueue
 from exports.columns import PARTY_PSEUDONYM_COLUMNS
 from exports.sql import SqlBuilder
 
+# Part of every stamp: change it with the pseudonyms' algorithm (``organizations.pseudonyms``
+# and its SQL), and every stored pseudonym is stale at once.
 STAMP_VERSION = "party-pseudonyms/1"
 STAMP_CHARS = 32
 REFRESH_TASK = "exports.tasks.refresh_party_pseudonyms"
