@@ -11,8 +11,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from cases.models import RIU, Case, Investigation, Party
-from exports.columns import PARTY_PSEUDONYM_COLUMNS
+from cases.models import PARTY_PSEUDONYM_COLUMNS, RIU, Case, Investigation, Party
 from organizations.admin_scoping import OrgScopedAdmin
 from organizations.models import Organization
 from organizations.pseudonyms import pseudonym

@@ -200,6 +200,19 @@ class PartyRole(models.TextChoices):
     WITNESS = "witness", "Witness"
 
 
+#: The export column whose pseudonym stands in for a party's identifying field, by field and
+#: role: the identity columns exports have (``exports.columns`` checks each against it), the
+#: pseudonyms stored on parties for them and what the admin shows. Any other value is hidden
+#: rather than given a pseudonym under another column, which would link a witness or subject
+#: to the same person as a reporter (pseudonyms differ between columns on purpose).
+PARTY_PSEUDONYM_COLUMNS: dict[str, dict[str, str]] = {
+    "full_name": {"reporter": "reporter_name", "subject": "subject_names", "witness": "witness_names"},
+    "email": {"reporter": "reporter_email"},
+    "phone": {"reporter": "reporter_phone"},
+    "employee_id": {"subject": "subject_employee_ids"},
+}
+
+
 class Party(models.Model):
     """A person involved in a case: its reporter (none when the report is anonymous), a
     subject of the allegations, or a witness. Their identity is pseudonymised in exports

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from cases.models import (
+    PARTY_PSEUDONYM_COLUMNS,
     RIU,
     Case,
     CaseStatus,
@@ -284,20 +285,12 @@ def party_lookup(role: str, field: str, *, many: bool) -> str:
     return f"{'parties' if many else 'party'}:{role}:{field}"
 
 
-#: The export column whose pseudonym stands in for a party's identifying field, by field and
-#: role (the identity columns below): the pseudonym a party's value gets, made ahead on
-#: PostgreSQL (``exports.party_pseudonyms``) and shown in the admin.
-PARTY_PSEUDONYM_COLUMNS: dict[str, dict[str, str]] = {}
-
-
 def _party(key: str, label: str, role: str, field: str, *, many: bool = False, width: int = 24) -> ExportColumn:
     """An identity column about the case's people (``cases.Party``): shown as stored (lists
     joined with ``"; "``), or pseudonymised, or left out, as the export asks."""
     lookup = party_lookup(role, field, many=many)
-    by_role = PARTY_PSEUDONYM_COLUMNS.setdefault(field, {})
-    if role in by_role:
-        raise ValueError(f"Two identity columns read the {role}'s {field}: {by_role[role]} and {key}.")
-    by_role[role] = key
+    if PARTY_PSEUDONYM_COLUMNS.get(field, {}).get(role) != key:
+        raise ValueError(f"cases.models.PARTY_PSEUDONYM_COLUMNS does not give the {role}'s {field} to {key}.")
 
     def raw(layout: Layout) -> Extractor:
         return block_case(layout.case[lookup])

@@ -33,15 +33,19 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max, Min
 
-from cases.models import Party
+from cases.models import PARTY_PSEUDONYM_COLUMNS, Party
 from config.tasks import enqueue
-from exports.columns import PARTY_PSEUDONYM_COLUMNS
+from exports.models import PartyPseudonymsMade
 from exports.sql import SqlBuilder
+from organizations.models import Organization
+from organizations.pseudonyms import hmac_pads
 
 # Part of every stamp: change it with the pseudonyms' algorithm (``organizations.pseudonyms``
 # and its SQL), and every stored pseudonym is stale at once.
 STAMP_VERSION = "party-pseudonyms/1"
 STAMP_CHARS = 32
+PADS_TABLE = "pg_temp.dossier_pseudonym_pads"  # a session's own: the HMAC's padded keys
+PADS_SQL = (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
 REFRESH_TASK = "exports.tasks.refresh_party_pseudonyms"
 REFRESH_BATCH = 20_000  # party ids a statement
 SWEEP_PARTIES = 100_000  # a maintenance run's share (≈ 2 s)
@@ -60,16 +64,24 @@ def stored_field(field: str) -> str:
 
 
 def stored_pseudonym(
-    builder: SqlBuilder, party: str, role: str, field: str, column: str, stamp: str | None, pads: tuple[str, str]
-) -> str | None:
+    builder: SqlBuilder, party: str, role: str, field: str, column: str, stamp: str, pads: tuple[str, str]
+) -> str:
     """SQL for the pseudonym of ``party``'s ``field`` under ``column``: the stored one where
-    the party's stamp is ``stamp``, else made here; None when none is ever stored for it
-    (``column`` is not the one the field's role is stored under)."""
-    if stamp is None or PARTY_PSEUDONYM_COLUMNS.get(field, {}).get(role) != column:
-        return None
+    the party's stamp is ``stamp``, else made here."""
+    if PARTY_PSEUDONYM_COLUMNS.get(field, {}).get(role) != column:
+        raise ValueError(f"No pseudonym of the {role}'s {field} is stored under {column}.")
     made = builder.pseudonym_of(f"NULLIF({builder.normalised(f'{party}.{field}')}, '')", pads, column)
     stored = f"{party}.{stored_field(field)}"
     return f"CASE WHEN {party}.pseudonym_stamp = {builder.param(stamp)} THEN {stored} ELSE {made} END"
+
+
+def load_pads(cursor: Any, key: bytes) -> None:
+    """The HMAC's padded keys of ``key`` into this session's pads table, as COPY data:
+    never in a statement's text, which PostgreSQL may log (read through ``PADS_SQL``)."""
+    cursor.execute(f"DROP TABLE IF EXISTS {PADS_TABLE}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {PADS_TABLE} (inner_pad bytea NOT NULL, outer_pad bytea NOT NULL)")
+    with cursor.copy(f"COPY {PADS_TABLE} (inner_pad, outer_pad) FROM STDIN") as copy:
+        copy.write_row(hmac_pads(key))
 
 
 def party_pseudonyms_refresh(
@@ -85,9 +97,6 @@ def party_pseudonyms_refresh(
     a whole pass that went through records the stamp (``PartyPseudonymsMade``)."""
     if connection.vendor != "postgresql":
         return 0
-    from exports.pushdown import PADS_SQL, PADS_TABLE, load_pads
-    from organizations.models import Organization
-
     key = bytes(Organization.objects.values_list("pseudonym_key", flat=True).get(pk=organization_id))
     builder = SqlBuilder()
     stamp = pseudonym_stamp(key)
@@ -132,8 +141,6 @@ def party_pseudonyms_refresh(
 
 
 def _made_whole(organization_id: int, stamp: str) -> None:
-    from exports.models import PartyPseudonymsMade
-
     PartyPseudonymsMade.objects.update_or_create(organization_id=organization_id, defaults={"stamp": stamp})
 
 
@@ -146,9 +153,6 @@ def party_pseudonyms_sweep() -> int:
     columns), a whole pass recording it."""
     if connection.vendor != "postgresql":
         return 0
-    from exports.models import PartyPseudonymsMade
-    from organizations.models import Organization
-
     waiting = Party.objects.filter(pseudonym_stamp="").order_by().values_list("organization_id", "id")
     by_organization: dict[int, list[int]] = {}
     for organization_id, party_id in waiting[:SWEEP_PARTIES]:

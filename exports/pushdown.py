@@ -34,11 +34,10 @@ from django.db.models.functions import RowNumber
 from cases.models import RIU, Case, Investigation, Party
 from exports.columns import party_lookup
 from exports.columns_base import Column, ColumnGroup, ColumnType
-from exports.party_pseudonyms import pseudonym_stamp, stored_pseudonym
+from exports.party_pseudonyms import PADS_SQL, PADS_TABLE, load_pads, pseudonym_stamp, stored_pseudonym
 from exports.rows import RowPlan
 from exports.sql import WHITESPACE, Json, SqlBuilder, SqlFormat, XlsxSql
 from exports.tempfiles import temporary_dir
-from organizations.pseudonyms import hmac_pads
 
 RIU_PREFIX = "primary_riu__"
 BLOCK_BYTES = 1 << 20
@@ -46,8 +45,6 @@ FRAMED_BLOCK_BYTES = 1 << 16  # a framed block's values are split into a bytes o
 PART_ROWS = 25_000  # rows per part: a part's sort stays in memory
 COPY_WORK_MEM = "64MB"
 COPY_RANDOM_PAGE_COST = 1.1  # at most: data in memory or on SSD, as a PostgreSQL server's usually is
-PADS_TABLE = "pg_temp.dossier_pseudonym_pads"  # a session's own: the HMAC's padded keys
-PADS_SQL = (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
 
 
 class ExportStopped(Exception):
@@ -73,8 +70,6 @@ class _Refs:
         self.values: list[str] = []
         self.documents: list[str] = []
         self._pseudonym_key = pseudonym_key
-        # Pseudonyms stored with this stamp are used as they are (``exports.party_pseudonyms``).
-        self.pseudonym_stamp = pseudonym_stamp(pseudonym_key) if pseudonym_key is not None else None
 
     def value(self, expression: str) -> str:
         """``expression`` computed once per row (tag JSON values are read by many branches)."""
@@ -125,9 +120,14 @@ class _Refs:
         The key is never part of a statement: psycopg binds a COPY's parameters into its
         text, and PostgreSQL logs the text of a statement that fails (a cancelled or timed
         out part), shows it in ``pg_stat_activity`` and hands it to any statement log."""
+        self.pseudonym_stamp()  # no key, no pseudonyms
+        return PADS_SQL
+
+    def pseudonym_stamp(self) -> str:
+        """The stamp of the pseudonyms stored with this key (``exports.party_pseudonyms``)."""
         if self._pseudonym_key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        return PADS_SQL
+        return pseudonym_stamp(self._pseudonym_key)
 
     @property
     def needs_investigations(self) -> bool:
@@ -277,22 +277,12 @@ def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str)
 
     for role, field, many, column in sorted(refs.party_pseudonym_fields):
         name = _quoted("psn:" + party_lookup(role, field, many=many))
-        stored = stored_pseudonym(builder, "p", role, field, column, refs.pseudonym_stamp, refs.pseudonym_pads())
-        if stored is not None:
-            # Each of the role's parties' pseudonym, stored or made, in the rows of the role only.
-            s = _quoted(f"s:{role}:{field}")
-            inner.append(f"CASE WHEN p.role = {builder.param(role)}::text THEN {stored} END AS {s}")
-            aggregate = f"string_agg(q.{s}, '; ')" if many else first(role, f"q.{s}")
-            aggregates.append(f"{aggregate} AS {name}")
-            continue
-        if not many:
-            normalised = f"NULLIF({builder.normalised(first(role, read(field)))}, '')"
-            aggregates.append(f"{builder.pseudonym_of(normalised, refs.pseudonym_pads(), column)} AS {name}")
-            continue
-        n, normalised = _quoted(f"n:{role}:{field}"), builder.normalised(f"p.{_quoted(field)}")
-        inner.append(f"CASE WHEN p.role = {builder.param(role)}::text THEN {normalised} END AS {n}")
-        pseudonym = builder.pseudonym_of(f"q.{n}", refs.pseudonym_pads(), column)
-        aggregates.append(f"string_agg({pseudonym}, '; ') FILTER (WHERE q.{n} <> '') AS {name}")
+        # Each of the role's parties' pseudonym, stored or made, in the rows of the role only.
+        pseudonym = stored_pseudonym(builder, "p", role, field, column, refs.pseudonym_stamp(), refs.pseudonym_pads())
+        s = _quoted(f"s:{role}:{field}")
+        inner.append(f"CASE WHEN p.role = {builder.param(role)}::text THEN {pseudonym} END AS {s}")
+        aggregate = f"string_agg(q.{s}, '; ')" if many else first(role, f"q.{s}")
+        aggregates.append(f"{aggregate} AS {name}")
     for role, field, many in sorted(refs.party_fields):
         name, value = _quoted(party_lookup(role, field, many=many)), read(field)
         if not many:
@@ -592,15 +582,6 @@ class _Part:
             # the quote and \x02 as the delimiter, COPY writes each as it is, a row a line.
             statement = f"COPY ({self.sql}) TO STDOUT (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
             _copy_lines(cursor, statement, self.params, self)
-
-
-def load_pads(cursor: Any, key: bytes) -> None:
-    """The HMAC's padded keys of ``key`` into this session's pads table, as COPY data:
-    never in a statement's text, which PostgreSQL may log (``_Refs.pseudonym_pads``)."""
-    cursor.execute(f"DROP TABLE IF EXISTS {PADS_TABLE}")
-    cursor.execute(f"CREATE TEMPORARY TABLE {PADS_TABLE} (inner_pad bytea NOT NULL, outer_pad bytea NOT NULL)")
-    with cursor.copy(f"COPY {PADS_TABLE} (inner_pad, outer_pad) FROM STDIN") as copy:
-        copy.write_row(hmac_pads(key))
 
 
 class _Connection(threading.Thread):

@@ -251,3 +251,13 @@ def test_the_board_report_names_nobody(org, django_capture_on_commit_callbacks):
     assert "CASE-1" in text or job.row_count == 2  # the report is about these cases
     for name in ("Zoë", "Ångström", "Whitfield", "Ilić", "Ann Lee", "example.com"):
         assert name not in text
+
+
+def test_every_stored_pseudonym_column_is_an_identity_column_of_the_catalog():
+    from cases.models import PARTY_PSEUDONYM_COLUMNS
+    from exports.columns import CORE_COLUMNS
+    from exports.columns_base import Sensitivity
+
+    identity = {c.column.key for c in CORE_COLUMNS if c.column.sensitivity == Sensitivity.IDENTITY}
+    mapped = [column for by_role in PARTY_PSEUDONYM_COLUMNS.values() for column in by_role.values()]
+    assert sorted(mapped) == sorted(identity)  # one each way: none missing, none twice

@@ -9,9 +9,8 @@ import io
 import pytest
 from django.db import connection
 
-from cases.models import Party
+from cases.models import PARTY_PSEUDONYM_COLUMNS, Party
 from cases.tests.factories import CaseFactory, PartyFactory
-from exports.columns import PARTY_PSEUDONYM_COLUMNS
 from exports.party_pseudonyms import party_pseudonyms_refresh, pseudonym_stamp, stored_field
 from exports.services import export_job_create, export_job_run, exports_storage
 from organizations.models import Organization
