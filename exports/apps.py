@@ -19,16 +19,6 @@ class ExportsConfig(AppConfig):
         pre_execute.connect(worker_task_started, dispatch_uid="config.worker_task_started")
         post_execute_in_worker.connect(worker_task_finished, dispatch_uid="config.worker_task_finished")
 
-        # The people's pseudonyms made ahead for PostgreSQL's exports (exports.party_pseudonyms).
-        from django.db.models.signals import post_save
-
-        from cases.models import Party
-        from exports.party_pseudonyms import organization_saved, party_saved
-        from organizations.models import Organization
-
-        post_save.connect(party_saved, sender=Party, dispatch_uid="exports.party_saved")
-        post_save.connect(organization_saved, sender=Organization, dispatch_uid="exports.organization_saved")
-
         # Exports add "Export selected cases" to the case list; cases do not know exports.
         from django.contrib import admin
 

@@ -109,7 +109,7 @@ class ExportJob(models.Model):
 class PartyPseudonymsMade(models.Model):
     """The stamp every party of an organization had when its pseudonyms were last made
     whole (``exports.party_pseudonyms``): where it is not the organization's current stamp
-    (a new key whose task was lost, new identity columns), the every-minute sweep makes them
+    (a new key, new identity columns), the every-minute sweep makes them
     again, a share at a time."""
 
     organization = models.OneToOneField(

@@ -13,28 +13,25 @@ key (``pseudonym_key_rotate``) or a changed layout makes every stored pseudonym 
 change to a party's role or identifying fields clears its stamp in the database itself
 (a trigger, ``cases`` migration 0003), whatever makes the change.
 
-Made: for a party when it is saved, for the whole organization after its key is rotated
-(a background task) and when demo data is seeded; and every minute for parties whose
-stamp is blank and for an organization whose stamp was never made whole
-(``party_pseudonyms_sweep``: rows from before this, rows inserted in bulk, a lost task).
+Made in one place, the every-minute sweep (``party_pseudonyms_sweep``, run by the
+maintenance task): for parties whose stamp is blank (a new party, a changed one, rows from
+before this) and for an organization whose current stamp was never made whole (a new key,
+new identity columns); and all at once when demo data is seeded.
 SQLite exports run in Python and make every pseudonym as they go; nothing is stored there.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Max, Min
 
 from cases.models import PARTY_PSEUDONYM_COLUMNS, Party
-from config.tasks import enqueue
 from exports.models import PartyPseudonymsMade
 from exports.sql import SqlBuilder
 from organizations.models import Organization
@@ -46,7 +43,6 @@ STAMP_VERSION = "party-pseudonyms/1"
 STAMP_CHARS = 32
 PADS_TABLE = "pg_temp.dossier_pseudonym_pads"  # a session's own: the HMAC's padded keys
 PADS_SQL = (f"(SELECT inner_pad FROM {PADS_TABLE})", f"(SELECT outer_pad FROM {PADS_TABLE})")
-REFRESH_TASK = "exports.tasks.refresh_party_pseudonyms"
 REFRESH_BATCH = 20_000  # party ids a statement
 SWEEP_PARTIES = 100_000  # a maintenance run's share (≈ 2 s)
 
@@ -149,7 +145,7 @@ def party_pseudonyms_sweep() -> int:
     those of parties whose stamp is blank (from before pseudonyms were stored, inserted in
     bulk, or saved by a process that stopped before its commit callback; a partial index
     holds just those, so a run that finds none reads nothing); then those of organizations
-    whose current stamp was never made whole (a new key whose task was lost, new identity
+    whose current stamp was never made whole (a new key, new identity
     columns), a whole pass recording it."""
     if connection.vendor != "postgresql":
         return 0
@@ -168,20 +164,3 @@ def party_pseudonyms_sweep() -> int:
         if whole.get(organization_id) != pseudonym_stamp(bytes(key)):
             made += party_pseudonyms_refresh(organization_id=organization_id, limit=SWEEP_PARTIES - made)
     return made
-
-
-def party_saved(sender: Any, instance: Party, raw: bool = False, **kwargs: Any) -> None:
-    """A saved party's pseudonyms, made once its transaction commits (PostgreSQL)."""
-    if raw or connection.vendor != "postgresql":
-        return
-    refresh = functools.partial(
-        party_pseudonyms_refresh, organization_id=instance.organization_id, party_ids=[instance.pk]
-    )
-    transaction.on_commit(refresh, robust=True)
-
-
-def organization_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
-    """A new pseudonym key: every party's pseudonyms made again, in the background."""
-    if update_fields is None or "pseudonym_key" not in update_fields or connection.vendor != "postgresql":
-        return
-    enqueue(REFRESH_TASK, instance.pk, task_name=f"party-pseudonyms-{instance.pk}-{uuid.uuid4().hex[:8]}")

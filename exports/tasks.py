@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config.logs import log_context_task
 from exports.models import ExportJob
-from exports.party_pseudonyms import party_pseudonyms_refresh, party_pseudonyms_sweep
+from exports.party_pseudonyms import party_pseudonyms_sweep
 from exports.services import export_job_run, exports_expire, exports_recover
 
 
@@ -23,9 +23,3 @@ def maintenance() -> dict[str, int]:
     """Every minute: recover jobs of dead workers, expire old files, make the pseudonyms of
     people not yet given theirs."""
     return {**exports_recover(), "expired": exports_expire(), "party_pseudonyms": party_pseudonyms_sweep()}
-
-
-@log_context_task
-def refresh_party_pseudonyms(organization_id: int) -> int:
-    """The organization's parties' pseudonyms made again (after its key was rotated)."""
-    return party_pseudonyms_refresh(organization_id=organization_id)

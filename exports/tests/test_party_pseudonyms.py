@@ -13,6 +13,7 @@ from cases.models import PARTY_PSEUDONYM_COLUMNS, Party
 from cases.tests.factories import CaseFactory, PartyFactory
 from exports.party_pseudonyms import party_pseudonyms_refresh, pseudonym_stamp, stored_field
 from exports.services import export_job_create, export_job_run, exports_storage
+from exports.tasks import maintenance
 from organizations.models import Organization
 from organizations.pseudonyms import pseudonym
 from organizations.services import pseudonym_key_rotate
@@ -39,6 +40,7 @@ def _org_with_people(slug: str = "acme") -> Organization:
                 phone=" +44 20 7946 0000" if i % 2 else "",
                 employee_id=f"E{i}" if i % 3 else "",
             )
+    maintenance()  # the minute sweep: new parties (a blank stamp) given their pseudonyms
     return org
 
 
@@ -77,9 +79,14 @@ def _export(org: Organization, settings, *, pushdown: bool) -> bytes:
         return handle.read()
 
 
-def test_a_saved_party_has_the_pseudonyms_python_makes_once_its_transaction_commits():
+def test_the_minute_sweep_gives_new_and_changed_parties_the_pseudonyms_python_makes():
     org = _org_with_people()
     key = bytes(org.pseudonym_key)
+    changed = Party.objects.filter(organization=org, role="witness").exclude(full_name="").first()
+    changed.full_name = "Changed Name"
+    changed.save()  # the trigger clears its stamp: it waits for the sweep again
+    assert Party.objects.get(pk=changed.pk).pseudonym_stamp == ""
+    assert maintenance()["party_pseudonyms"] == 1
     parties = list(Party.objects.filter(organization=org))
     assert len(parties) == 3 * len(NAMES)
     for party in parties:
@@ -125,20 +132,31 @@ def test_files_are_the_same_with_pseudonyms_stored_stale_or_missing(settings):
     assert _export(org, settings, pushdown=True) == expected  # none
 
 
-def test_a_new_key_makes_every_stored_pseudonym_stale_until_the_task_makes_them_again(settings):
+def test_a_new_key_makes_every_stored_pseudonym_stale_until_the_sweep_makes_them_again(settings, monkeypatch):
+    from exports import party_pseudonyms
+    from exports.models import PartyPseudonymsMade
+
     org = _org_with_people()
     other = _org_with_people("other")
     old_stamp = pseudonym_stamp(bytes(org.pseudonym_key))
+    assert party_pseudonyms_refresh(organization_id=org.pk) == 0  # a whole pass: recorded
+    assert PartyPseudonymsMade.objects.get(organization=org).stamp == old_stamp
     before = _export(org, settings, pushdown=False)
-    pseudonym_key_rotate(organization=org)  # the refresh task runs inline in tests (sync)
+    pseudonym_key_rotate(organization=org)
     org.refresh_from_db()
     key = bytes(org.pseudonym_key)
     assert pseudonym_stamp(key) != old_stamp
-    for party in Party.objects.filter(organization=org):
-        assert party.pseudonym_stamp == pseudonym_stamp(key)
-        assert _stored(party) == _expected(party, key)
+    # Every stored pseudonym is stale: the export makes them all, the new key's.
+    assert set(Party.objects.filter(organization=org).values_list("pseudonym_stamp", flat=True)) == {old_stamp}
     after = _export(org, settings, pushdown=True)
     assert after != before and after == _export(org, settings, pushdown=False)
+    # The sweep makes them again, a share a minute, and records the whole pass.
+    monkeypatch.setattr(party_pseudonyms, "SWEEP_PARTIES", 10)
+    monkeypatch.setattr(party_pseudonyms, "REFRESH_BATCH", 5)
+    assert [maintenance()["party_pseudonyms"] for _ in range(4)] == [10, 10, 4, 0]
+    assert all(_stored(p) == _expected(p, key) for p in Party.objects.filter(organization=org))
+    assert PartyPseudonymsMade.objects.get(organization=org).stamp == pseudonym_stamp(key)
+    assert _export(org, settings, pushdown=True) == after
     # The other organization's people kept theirs.
     other_key = bytes(Organization.objects.get(pk=other.pk).pseudonym_key)
     assert {p.pseudonym_stamp for p in Party.objects.filter(organization=other)} == {pseudonym_stamp(other_key)}
@@ -165,7 +183,6 @@ def test_a_refresh_makes_only_stale_pseudonyms_of_its_organization_a_batch_at_a_
 
 def test_the_minute_sweep_gives_waiting_parties_their_pseudonyms_a_share_at_a_time(monkeypatch):
     from exports import party_pseudonyms
-    from exports.tasks import maintenance
 
     org = _org_with_people()
     other = _org_with_people("other")
@@ -184,23 +201,3 @@ def test_the_minute_sweep_gives_waiting_parties_their_pseudonyms_a_share_at_a_ti
         cursor.execute("EXPLAIN SELECT organization_id, id FROM cases_party WHERE pseudonym_stamp = '' LIMIT 30")
         plan = " ".join(row[0] for row in cursor.fetchall())
     assert "party_pseudonyms_stale_idx" in plan
-
-
-def test_a_new_key_whose_task_was_lost_is_made_whole_by_the_minute_sweep(monkeypatch):
-    from exports import party_pseudonyms
-    from exports.models import PartyPseudonymsMade
-    from exports.tasks import maintenance
-
-    org = _org_with_people()
-    assert party_pseudonyms_refresh(organization_id=org.pk) == 0  # a whole pass: recorded
-    assert PartyPseudonymsMade.objects.get(organization=org).stamp == pseudonym_stamp(bytes(org.pseudonym_key))
-    monkeypatch.setattr(party_pseudonyms, "enqueue", lambda *args, **kwargs: None)  # the broker was down
-    pseudonym_key_rotate(organization=org)
-    org.refresh_from_db()
-    key = bytes(org.pseudonym_key)
-    assert not Party.objects.filter(organization=org, pseudonym_stamp=pseudonym_stamp(key)).exists()
-    monkeypatch.setattr(party_pseudonyms, "SWEEP_PARTIES", 10)
-    monkeypatch.setattr(party_pseudonyms, "REFRESH_BATCH", 5)
-    assert [maintenance()["party_pseudonyms"] for _ in range(4)] == [10, 10, 4, 0]  # a share a minute
-    assert all(_stored(p) == _expected(p, key) for p in Party.objects.filter(organization=org))
-    assert PartyPseudonymsMade.objects.get(organization=org).stamp == pseudonym_stamp(key)
