@@ -142,11 +142,10 @@ def _made_whole(organization_id: int, stamp: str) -> None:
 
 def party_pseudonyms_sweep() -> int:
     """Every minute (``maintenance``), at most ``SWEEP_PARTIES`` pseudonyms a run: first
-    those of parties whose stamp is blank (from before pseudonyms were stored, inserted in
-    bulk, or saved by a process that stopped before its commit callback; a partial index
-    holds just those, so a run that finds none reads nothing); then those of organizations
-    whose current stamp was never made whole (a new key, new identity
-    columns), a whole pass recording it."""
+    those of parties whose stamp is blank (a new party, one the trigger saw change, rows
+    from before pseudonyms were stored; a partial index holds just those, so a run that
+    finds none reads nothing); then those of organizations whose current stamp was never
+    made whole (a new key, new identity columns), a whole pass recording it."""
     if connection.vendor != "postgresql":
         return 0
     waiting = Party.objects.filter(pseudonym_stamp="").order_by().values_list("organization_id", "id")
