@@ -10,8 +10,10 @@ Python path reads, so both paths write the same bytes. The rules mirrored:
   booleans, integers and decimals as their digits;
 - CSV: empty as empty, ``Yes``/``No``, and formula neutralisation (OWASP): text starting
   with ``= + - @``, tab, CR or LF gets a ``'`` in front; numbers are never prefixed;
-- JSONL: ``null``, ``true``/``false``, strings escaped as ``json.dumps`` does (PostgreSQL's
-  ``to_json`` escapes the same characters the same way), decimals as bare numbers;
+- JSONL: ``null``, ``true``/``false``, decimals as bare numbers; a column whose values are
+  strings gives their raw text, which COPY quotes and escapes as JSON does (``exports.pushdown``:
+  ``"`` and ``\\`` escaped, a control character escaped on the way); in a column whose values
+  are of more than one kind (number and boolean tags) a string is ``to_json``'s;
 - tag values from JSON follow ``tagging.formatting``: JSON numbers as Python holds them
   (an integer literal exact, a float literal as ``float``), numeric strings in number tags
   through ``Decimal``'s grammar, ``true``/``yes``/``1``… in boolean tags, lists joined
@@ -27,7 +29,6 @@ other than ASCII around numbers.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,31 +90,27 @@ class SqlBuilder:
     def _text_value(self, ref: str, *, empty_is_null: bool) -> str:
         if self.csv:
             return neutralise(f"NULLIF({ref}, '')")
-        value = f"NULLIF({ref}, '')" if empty_is_null else ref
-        return value if self.typed else f"coalesce(to_json({value})::text, 'null')"
+        return f"NULLIF({ref}, '')" if empty_is_null else ref
 
     def pseudonyms(self, text: str) -> str:
         """Pseudonyms (``PSN-`` and hex, joined with ``"; "``): text that needs no care —
         nothing a spreadsheet would run, nothing JSON escapes."""
-        if self.format == "jsonl":
-            return _plain_json_string(text)
         return f"NULLIF({text}, '')" if self.csv else text
 
     def choice(self, ref: str, labels: Mapping[str, str]) -> str:
         """The label of a known value, else the value itself; empty is missing."""
-        rendered = _json_string if self.format == "jsonl" else (lambda text: text)
         whens = " ".join(
-            f"WHEN {ref} = {self.param(value)} THEN {self.param(rendered(label))}" for value, label in labels.items()
+            f"WHEN {ref} = {self.param(value)} THEN {self.param(label)}" for value, label in labels.items()
         )
-        other = {"csv": neutralise(ref), "jsonl": f"to_json({ref})::text", "parquet": ref}[self.format]
-        return f"CASE WHEN {ref} IS NULL OR {ref} = '' THEN {self._null} {whens} ELSE {other} END"
+        other = neutralise(ref) if self.csv else ref
+        return f"CASE WHEN {ref} IS NULL OR {ref} = '' THEN NULL {whens} ELSE {other} END"
 
     def datetime(self, ref: str) -> str:
         """``datetime.isoformat()`` in the connection's zone: one ``to_char``, where a zero
         microsecond part (which ``isoformat`` leaves out) is the only ``.000000``."""
         if self.typed:
             return f"(extract(epoch FROM {ref}) * 1000000)::bigint"
-        return self._iso(ref) if self.csv else _plain_json_string(self._iso(ref))
+        return self._iso(ref)
 
     @staticmethod
     def _iso(ref: str) -> str:
@@ -123,21 +120,18 @@ class SqlBuilder:
         if self.typed:
             return f"({condition})"
         yes, no = ("'Yes'", "'No'") if self.csv else ("'true'", "'false'")
-        return f"CASE WHEN {condition} THEN {yes} WHEN NOT {condition} THEN {no} ELSE {self._null} END"
+        return f"CASE WHEN {condition} THEN {yes} WHEN NOT {condition} THEN {no} END"
 
     def number(self, ref: str, *, integer: bool = False) -> str:
         """An integer (``integer``: the SQL value is one) or a decimal: its digits (a bare
         JSON number)."""
         if self.typed:
             return f"({ref})"
-        return f"({ref})::text" if self.csv else f"coalesce(({ref})::text, 'null')"
-
-    @property
-    def _null(self) -> str:
-        return "'null'" if self.format == "jsonl" else "NULL"
+        return f"({ref})::text"
 
     def _string(self, text: str) -> str:
-        """Text that is a string cell: neutralised in CSV, a JSON string in JSONL."""
+        """Text that is a string cell in a column of values of more than one kind:
+        neutralised in CSV, a JSON string in JSONL."""
         return f"to_json({text})::text" if self.format == "jsonl" else self._cell_text(text)
 
     # --- tags on plain fields ---------------------------------------------------------------
@@ -153,7 +147,7 @@ class SqlBuilder:
         if data_type == "text" and kind == "DateTimeField":
             return self._iso(ref) if self.typed else self.datetime(ref)
         if data_type == "text" and kind == "BooleanField":
-            return f"coalesce(to_json({yes_no})::text, 'null')" if self.format == "jsonl" else yes_no
+            return yes_no
         if data_type == "boolean" and kind == "BooleanField":
             return yes_no if self.typed else self.boolean(ref)
         if data_type == "number" and kind in ("DecimalField", "PositiveSmallIntegerField"):
@@ -245,10 +239,7 @@ class SqlBuilder:
             if self.csv:
                 rendered = self.json_text(j, lambda text: neutralise(f"NULLIF({text}, '')"))
             else:
-                as_list = self.json_text(
-                    j, lambda text: f"NULLIF({text}, '')" if self.typed else f"to_json(NULLIF({text}, ''))::text"
-                )
-                as_list = as_list if self.typed else f"coalesce({as_list}, 'null')"
+                as_list = self.json_text(j, lambda text: f"NULLIF({text}, '')")
                 rendered = f"CASE WHEN {j.kind} = 'array' THEN {as_list} ELSE {self._as_text_string(j)} END"
         elif data_type == "number":
             rendered = self._tag_number(j)
@@ -256,14 +247,15 @@ class SqlBuilder:
             rendered = self._tag_boolean(j)
         else:
             return None
-        return f"CASE WHEN {empty} THEN {self._null} ELSE {rendered} END"
+        return f"CASE WHEN {empty} THEN NULL ELSE {rendered} END"
 
-    def _as_text_string(self, j: Json) -> str:
+    def _as_text_string(self, j: Json, *, mixed: bool = False) -> str:
         """``as_text`` of any JSON value, as a string cell: a JSON string's text (most
-        values) without the other kinds' tests. In JSONL a JSON string is written as the
-        document holds it: jsonb prints a string escaped as ``to_json`` escapes its text,
-        without ``to_json``'s type look-up (≈ 200 ns a value)."""
-        if self.format == "jsonl":
+        values) without the other kinds' tests. In a JSONL column of ``mixed`` kinds it is a
+        JSON string, a JSON string in the document written as the document holds it: jsonb
+        prints a string escaped as ``to_json`` escapes its text, without ``to_json``'s type
+        look-up (≈ 200 ns a value)."""
+        if mixed and self.format == "jsonl":
             cell: Callable[[str], str] = lambda text: f"to_json(coalesce({text}, ''))::text"  # noqa: E731
             return f"CASE WHEN {j.kind} = 'string' THEN ({j.value})::text ELSE {self.json_text(j, cell)} END"
         cell = self._empty_text
@@ -279,7 +271,7 @@ class SqlBuilder:
             f"WHEN 'boolean' THEN CASE WHEN {j.text} = 'true' THEN '1' ELSE '0' END "
             f"WHEN 'string' THEN CASE WHEN {numeric} THEN ({parsed})::text "
             f"ELSE {self._string(j.text)} END "
-            f"ELSE {self._as_text_string(j)} END"
+            f"ELSE {self._as_text_string(j, mixed=True)} END"
         )
 
     def _tag_boolean(self, j: Json) -> str:
@@ -295,7 +287,7 @@ class SqlBuilder:
             f"WHEN 'string' THEN CASE WHEN {word} = ANY({self.param(list(TRUE_WORDS))}::text[]) THEN {yes} "
             f"WHEN {word} = ANY({self.param(list(FALSE_WORDS))}::text[]) THEN {no} "
             f"ELSE {self._string(j.text)} END "
-            f"ELSE {self._as_text_string(j)} END"
+            f"ELSE {self._as_text_string(j, mixed=True)} END"
         )
 
     # --- pseudonyms -----------------------------------------------------------------------
@@ -378,18 +370,6 @@ def neutralise(text: str) -> str:
     if _CHEAP_TEXT.fullmatch(text):
         test = f"ascii({text}) < {_FORMULA_BELOW} AND {test}"
     return f"CASE WHEN {test} THEN '''' || {text} ELSE {text} END"
-
-
-def _plain_json_string(text: str) -> str:
-    """SQL text JSON needs not escape (no quote, backslash or control character: a
-    pseudonym, a datetime's digits) as a JSON string, or ``null``: quoted, without
-    ``to_json``'s per-call type look-up."""
-    return f"coalesce('\"' || {text} || '\"', 'null')"
-
-
-def _json_string(text: str) -> str:
-    """A JSON string as the JSONL writer writes it (``json.dumps``, non-ASCII kept)."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 # XML 1.0 cannot hold these (PostgreSQL text never holds NUL or lone surrogates).

@@ -52,6 +52,8 @@ TEXTS = [
     "ünïcödé — ✓ 日本語 🙂",
     "back\\slash",
     "  spaced  ",
+    'ctl \x01\x02\x1f\x7f "q" end',
+    "null",
 ]
 JSON_VALUES = [
     "EMEA",
@@ -587,6 +589,49 @@ def test_json_values_from_copy_are_framed_as_the_jsonl_writer_writes_its_lines()
     # A row with a value too many or too few is never written shifted under other keys.
     with pytest.raises(RuntimeError, match="one value per column"):
         pushdown.json_lines(copied.replace(b"\x021\x02", b"\x02"), pushdown.json_frame(columns))
+
+
+@pytest.mark.parametrize("rows_a_block", [1, 7, 100])
+def test_strings_copy_quotes_are_the_jsonl_writers_strings(rows_a_block):
+    """Raw text quoted and escaped by COPY (``json_copy``), mended where COPY cannot make
+    it JSON (``json_rows``): each value as the JSONL writer writes it."""
+    from django.db import connection
+
+    texts = [
+        *TEXTS,
+        None,
+        "null",
+        '"quoted" first',
+        'two "" quotes',
+        "ctl \x01\x02\x1f\x7f end",
+        "\\",
+        '\\"',
+        "a\u2028b",
+    ]
+    # A number tag's values: numbers, or (data that did not fit) to_json's strings.
+    mixed: list[object] = [12, "abc", -1.5, '"q"', None, "a\nb\x02", "null", 0, '\\"x', "x\x1c"]
+    mixed = (mixed * 3)[: len(texts)]
+    kinds = ["s" if isinstance(v, str) else "n" for v in mixed]
+    sql = (
+        "SELECT t AS c1, CASE WHEN k = 's' THEN to_json(v)::text ELSE v END AS c2, n::text AS c3, t AS c4 "
+        "FROM unnest(%(t)s::text[], %(k)s::text[], %(v)s::text[]) WITH ORDINALITY AS r(t, k, v, n) ORDER BY n"
+    )
+    params = {"t": texts, "k": kinds, "v": [v if isinstance(v, str) or v is None else str(v) for v in mixed]}
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(pushdown.json_copy(sql, [True, False, False, True]), params) as copy,
+    ):
+        copied = [bytes(row) for row in copy]
+    mended = b"".join(
+        pushdown.json_rows(copied[i : i + rows_a_block], [True, False, False, True])
+        for i in range(0, len(copied), rows_a_block)
+    )
+    expected = b"".join(
+        b"\x02".join(json.dumps(v, ensure_ascii=False).encode() for v in (t, m, n, t)) + b"\n"
+        for n, (t, m) in enumerate(zip(texts, mixed, strict=True), 1)
+    )
+    assert mended == expected
+    assert len(copied) == len(texts)  # a row a message, whatever its values hold
 
 
 def test_the_whitespace_list_is_what_python_calls_whitespace():
