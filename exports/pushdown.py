@@ -361,10 +361,11 @@ def copy_write(
     bounds = [None, None] if in_transaction else part_bounds(cases, total)
     stop = threading.Event()
     parts: list[_Part] = []
+    strings = json_strings(plan.columns) if format == "jsonl" else []
     for lo, hi in itertools.pairwise(bounds):
         compiled = export_query(plan, cases, format=sql_format, now=now, start=lo, stop=hi)
         assert compiled is not None  # the same columns rendered above
-        parts.append(_Part(compiled, format, stop, json_strings(plan.columns)))
+        parts.append(_Part(compiled, format, stop, strings))
     pool: list[_Connection] = []
     about = [*(about or [])]
     try:
@@ -719,6 +720,8 @@ def _plain(data: bytes, rows: int, values: int) -> bool:
 def _json_row(row: bytes, strings: Sequence[bool]) -> bytes:
     """One row of ``json_copy``'s, read value by value: a string as the JSONL writer
     writes it, a mixed column's string as ``to_json`` wrote it."""
+    from exports.writers.jsonl_writer import json_value
+
     values, at = [], 0
     for i, string in enumerate(strings):
         if i:
@@ -732,7 +735,7 @@ def _json_row(row: bytes, strings: Sequence[bool]) -> bytes:
             values.append(found.group(0))
             continue
         text = _COPY_ESCAPED.sub(rb"\1", quoted)
-        values.append(json.encoder.encode_basestring(text.decode()).encode() if string else text)
+        values.append(json_value(text.decode()).encode() if string else text)
     if row[at:] != b"\n":
         raise RuntimeError("a JSON line from the database does not have one value per column")
     return b"\x02".join(values) + b"\n"

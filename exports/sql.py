@@ -71,7 +71,7 @@ class SqlBuilder:
         return neutralise(text) if self.csv else text
 
     def _empty_text(self, text: str) -> str:
-        """``as_text`` that may be "": an empty CSV cell, an empty Parquet string."""
+        """``as_text`` that may be "": an empty CSV cell, an empty string in Parquet and JSONL."""
         return neutralise(f"NULLIF({text}, '')") if self.csv else f"coalesce({text}, '')"
 
     def param(self, value: Any) -> str:
