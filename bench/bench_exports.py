@@ -73,6 +73,7 @@ def setup(cases: int) -> None:
     from django.core.management import call_command
 
     from cases.models import Case
+    from exports.party_pseudonyms import party_pseudonyms_refresh
     from organizations.models import Organization
     from tagging.demo import tag_slots_seed
     from tagging.services import tag_slot_put
@@ -84,6 +85,9 @@ def setup(cases: int) -> None:
         call_command("seed_demo", "--org", ORG, "--cases", str(cases), "--no-users", "--anchor", "2026-10-31")
         print(f"seeded {cases:,} cases in {time.perf_counter() - started:.0f}s", flush=True)
         org = Organization.objects.get(slug=ORG)
+    # A database seeded before pseudonyms were stored on this vendor gets them (none made: current).
+    if made := party_pseudonyms_refresh(organization_id=org.pk):
+        print(f"made {made:,} parties' pseudonyms ahead", flush=True)
     tag_slots_seed(organization=org)
     for slot, label, entity, path, data_type in EXTRA_TAGS:
         tag_slot_put(

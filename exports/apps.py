@@ -30,13 +30,13 @@ class ExportsConfig(AppConfig):
             case_admin.actions = [*(case_admin.actions or []), export_selected_cases]
 
     def seed_demo(self, *, organization: Any, owner: Any) -> dict[str, int]:
-        """The seeded parties' pseudonyms, made ahead (PostgreSQL; ``seed_demo``'s hook)."""
+        """The seeded parties' pseudonyms, made ahead (``seed_demo``'s hook)."""
         from django.db import connection
 
         from exports.party_pseudonyms import party_pseudonyms_refresh
 
         made = party_pseudonyms_refresh(organization_id=organization.pk)
-        if made and not connection.in_atomic_block:
+        if made and connection.vendor == "postgresql" and not connection.in_atomic_block:
             # Every party row was written again: the table rewritten compact (as a live
             # system's, whose rows get their pseudonyms as they come), fresh statistics.
             with connection.cursor() as cursor:

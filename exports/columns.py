@@ -129,13 +129,17 @@ class IdentitySource:
     """Where an identity column's values come from, raw: ``compile`` reads a text, a list of
     texts or, for a tag, the JSON value. In SQL either ``sql`` gives the same as a SQL text
     or a ``Json`` (None: Python only), pseudonymised per row; or ``pseudonym_sql`` gives
-    the pseudonyms themselves, made once per person (the case's parties).
+    the pseudonyms themselves, made once per person (the case's parties). In Python,
+    ``pseudonyms`` is the lookup under which a row carries the pseudonyms themselves (the
+    parties' made ahead, ``exports.rows``), read as ``pseudonyms_compile`` reads it.
     ``pseudonym_column`` names the column in the pseudonym's HMAC (``organizations.pseudonyms``)."""
 
     pseudonym_column: str
     compile: Callable[[Layout], Extractor]
     sql: Callable[[SqlBuilder, Refs], str | Json | None] | None = None
     pseudonym_sql: Callable[[SqlBuilder, Refs, str], str] | None = None
+    pseudonyms: str | None = None
+    pseudonyms_compile: Callable[[Layout], Extractor] | None = None
 
 
 class Refs(Protocol):
@@ -279,10 +283,14 @@ def _created_year(layout: Layout) -> Extractor:
     return lambda block: [d.year for d in block.local(i)]
 
 
-def party_lookup(role: str, field: str, *, many: bool) -> str:
+def party_lookup(role: str, field: str, *, many: bool, pseudonyms: bool = False) -> str:
     """The name under which a row carries a party value: the first reporter's ``field``, or
-    (``many``) the list of every non-blank ``field`` of the case's parties in ``role``."""
-    return f"{'parties' if many else 'party'}:{role}:{field}"
+    (``many``) the list of every non-blank ``field`` of the case's parties in ``role``; or
+    (``pseudonyms``) their pseudonyms instead (``exports.rows``)."""
+    return f"{PSEUDONYMS_PREFIX if pseudonyms else ''}{'parties' if many else 'party'}:{role}:{field}"
+
+
+PSEUDONYMS_PREFIX = "psn:"
 
 
 def _party(key: str, label: str, role: str, field: str, *, many: bool = False, width: int = 24) -> ExportColumn:
@@ -292,14 +300,21 @@ def _party(key: str, label: str, role: str, field: str, *, many: bool = False, w
     if PARTY_PSEUDONYM_COLUMNS.get(field, {}).get(role) != key:
         raise ValueError(f"cases.models.PARTY_PSEUDONYM_COLUMNS does not give the {role}'s {field} to {key}.")
 
+    pseudonyms = party_lookup(role, field, many=many, pseudonyms=True)
+
     def raw(layout: Layout) -> Extractor:
         return block_case(layout.case[lookup])
 
-    def shown(layout: Layout) -> Extractor:
-        i = layout.case[lookup]
-        if many:
-            return lambda block: [LIST_SEPARATOR.join(v) or None for v in block.case(i)]
-        return lambda block: [v or None for v in block.case(i)]
+    def shown_of(read: str) -> Callable[[Layout], Extractor]:
+        """The values (or the pseudonyms) read as ``read``, lists joined with ``"; "``."""
+
+        def compile(layout: Layout) -> Extractor:
+            i = layout.case[read]
+            if many:
+                return lambda block: [LIST_SEPARATOR.join(v) or None for v in block.case(i)]
+            return lambda block: [v or None for v in block.case(i)]
+
+        return compile
 
     def sql(b: SqlBuilder, refs: Refs) -> str:
         at = refs.party(role, field, many=many)
@@ -309,8 +324,10 @@ def _party(key: str, label: str, role: str, field: str, *, many: bool = False, w
         return refs.party_pseudonyms(role, field, many=many, column=name)
 
     column = Column(key, label, T.LIST if many else T.TEXT, ColumnGroup.CORE, width, Sensitivity.IDENTITY)
-    identity = IdentitySource(key, raw, pseudonym_sql=pseudonyms_sql)
-    return ExportColumn(column, (lookup,), shown, sql=sql, identity=identity)
+    identity = IdentitySource(
+        key, raw, pseudonym_sql=pseudonyms_sql, pseudonyms=pseudonyms, pseudonyms_compile=shown_of(pseudonyms)
+    )
+    return ExportColumn(column, (lookup,), shown_of(lookup), sql=sql, identity=identity)
 
 
 # "Days open" and "overdue" count to the export's generation time (``Layout.now``).
@@ -781,10 +798,12 @@ def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
     name = source.pseudonym_column
 
     def compile(layout: Layout) -> Extractor:
-        raw, key = source.compile(layout), layout.pseudonym_key
+        key = layout.pseudonym_key
         if key is None:
             raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        pseudonymise = pseudonymiser(key=key, column=name)
+        if source.pseudonyms_compile is not None:
+            return source.pseudonyms_compile(layout)  # the parties' own, made ahead
+        raw, pseudonymise = source.compile(layout), pseudonymiser(key=key, column=name)
         return lambda block: list(map(pseudonymise, raw(block)))
 
     def sql(b: SqlBuilder, refs: Refs) -> str | None:
@@ -800,7 +819,8 @@ def _pseudonymised(export_column: ExportColumn) -> ExportColumn:
 
     column = export_column.column
     shown = replace(column, type=T.LIST if column.type == T.LIST else T.TEXT)
-    return replace(export_column, column=shown, compile=compile, sql=sql)
+    fields = export_column.fields if source.pseudonyms is None else (source.pseudonyms,)
+    return replace(export_column, column=shown, fields=fields, compile=compile, sql=sql)
 
 
 def catalog_for(*, dataset: str, options: Mapping[str, Any], snapshot: Sequence[Mapping[str, Any]]) -> list[Column]:

@@ -1,23 +1,24 @@
-"""The people's pseudonyms made ahead, for exports on PostgreSQL.
+"""The people's pseudonyms made ahead, for exports.
 
 An HMAC costs PostgreSQL two ``sha256()`` calls (≈ 1.4 µs in a part's aggregation, most of
 it OpenSSL's set-up per call): a fifth of a pushed-down export's time with the default
-columns. A party's pseudonyms are the same in every export until its values or the
-organization's key change, so they are made once, in SQL (the very expressions an export
-would run, ``exports.sql``), and stored on the party with a stamp. An export uses a stored
-pseudonym only where the party's stamp is the organization's current one, and makes it
-itself anywhere else: a stale or missing one costs time, never a wrong pseudonym.
+columns; in the Python path (SQLite) the people's columns were a tenth of a row's time. A
+party's pseudonyms are the same in every export until its values or the organization's key
+change, so they are made once — on PostgreSQL in SQL (the very expressions an export would
+run, ``exports.sql``), on SQLite in Python (``organizations.pseudonyms``) — and stored on
+the party with a stamp. An export uses a stored pseudonym only where the party's stamp is
+the organization's current one, and makes it itself anywhere else: a stale or missing one
+costs time, never a wrong pseudonym.
 
 The stamp is an HMAC of the identity columns' layout under the organization's key: a new
 key (``pseudonym_key_rotate``) or a changed layout makes every stored pseudonym stale. A
 change to a party's role or identifying fields clears its stamp in the database itself
-(a trigger, ``cases`` migration 0003), whatever makes the change.
+(a trigger, ``cases`` migrations 0003 and 0004), whatever makes the change.
 
 Made in one place, the every-minute sweep (``party_pseudonyms_sweep``, run by the
 maintenance task): for parties whose stamp is blank (a new party, a changed one, rows from
 before this) and for an organization whose current stamp was never made whole (a new key,
 new identity columns); and all at once when demo data is seeded.
-SQLite exports run in Python and make every pseudonym as they go; nothing is stored there.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max, Min
 
 from cases.models import PARTY_PSEUDONYM_COLUMNS, Party
 from exports.models import PartyPseudonymsMade
 from exports.sql import SqlBuilder
 from organizations.models import Organization
-from organizations.pseudonyms import hmac_pads
+from organizations.pseudonyms import column_pseudonym, hmac_pads
 
 # Part of every stamp: change it with the pseudonyms' algorithm (``organizations.pseudonyms``
 # and its SQL), and every stored pseudonym is stale at once.
@@ -86,14 +87,15 @@ def party_pseudonyms_refresh(
     """Make and store the pseudonyms of the organization's parties whose stamp is not the
     current one (of ``party_ids`` only, when given); returns how many were made.
 
-    On PostgreSQL only (0 elsewhere). The key reaches the database as COPY data only. A
-    whole organization goes ``REFRESH_BATCH`` party ids at a time, each batch its own
-    statement (outside a caller's transaction, its own commit): no edit of a party waits
-    for more than one batch's row locks. It stops after the batch that reaches ``limit``;
-    a whole pass that went through records the stamp (``PartyPseudonymsMade``)."""
-    if connection.vendor != "postgresql":
-        return 0
+    On PostgreSQL in SQL, the key reaching the database as COPY data only; elsewhere in
+    Python (``_refresh_here``). A whole organization goes ``REFRESH_BATCH`` party ids at a
+    time, each batch its own statement (outside a caller's transaction, its own commit): no
+    edit of a party waits for more than one batch's row locks. It stops after the batch that
+    reaches ``limit``; a whole pass that went through records the stamp
+    (``PartyPseudonymsMade``)."""
     key = bytes(Organization.objects.values_list("pseudonym_key", flat=True).get(pk=organization_id))
+    if connection.vendor != "postgresql":
+        return _refresh_here(organization_id, key, party_ids=party_ids, limit=limit)
     builder = SqlBuilder()
     stamp = pseudonym_stamp(key)
     sets = [f"pseudonym_stamp = {builder.param(stamp)}"]
@@ -136,6 +138,54 @@ def party_pseudonyms_refresh(
     return made
 
 
+def _refresh_here(organization_id: int, key: bytes, *, party_ids: Sequence[int] | None, limit: int | None) -> int:
+    """``party_pseudonyms_refresh`` made in Python (SQLite): ``REFRESH_BATCH`` stale parties
+    read, their pseudonyms made, and written in one short transaction, each row only if it
+    still holds the values read (a party changed in between keeps its cleared stamp and
+    waits for the next run)."""
+    stamp = pseudonym_stamp(key)
+    fields = sorted(PARTY_PSEUDONYM_COLUMNS)
+    made_by = {
+        (field, role): column_pseudonym(key=key, column=column)
+        for field, by_role in PARTY_PSEUDONYM_COLUMNS.items()
+        for role, column in by_role.items()
+    }
+    stored = ", ".join(f"{stored_field(field)} = %s" for field in fields)
+    unchanged = " AND ".join(f"{field} = %s" for field in ["role", *fields])
+    statement = f"UPDATE {Party._meta.db_table} SET pseudonym_stamp = %s, {stored} WHERE id = %s AND {unchanged}"
+    stale = Party.objects.filter(organization_id=organization_id).exclude(pseudonym_stamp=stamp).order_by("id")
+    chunks: list[Sequence[int] | None] = (
+        [None]
+        if party_ids is None
+        else [party_ids[i : i + REFRESH_BATCH] for i in range(0, len(party_ids), REFRESH_BATCH)]
+    )
+    made, after = 0, 0
+    for ids in chunks:
+        while True:
+            if limit is not None and made >= limit:
+                return made
+            batch = stale.filter(id__gt=after) if ids is None else stale.filter(id__in=ids)
+            parties = list(batch.values_list("id", "role", *fields)[:REFRESH_BATCH])
+            if not parties:
+                break
+            rows = []
+            for party_id, role, *values in parties:
+                made_values = [
+                    made_by[field, role](value) if (field, role) in made_by else None
+                    for field, value in zip(fields, values, strict=True)
+                ]
+                rows.append([stamp, *made_values, party_id, role, *values])
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.executemany(statement, rows)
+                made += max(cursor.rowcount, 0)
+            after = parties[-1][0]
+            if ids is not None:
+                break
+    if party_ids is None:
+        _made_whole(organization_id, stamp)
+    return made
+
+
 def _made_whole(organization_id: int, stamp: str) -> None:
     PartyPseudonymsMade.objects.update_or_create(organization_id=organization_id, defaults={"stamp": stamp})
 
@@ -146,8 +196,6 @@ def party_pseudonyms_sweep() -> int:
     from before pseudonyms were stored; a partial index holds just those, so a run that
     finds none reads nothing); then those of organizations whose current stamp was never
     made whole (a new key, new identity columns), a whole pass recording it."""
-    if connection.vendor != "postgresql":
-        return 0
     waiting = Party.objects.filter(pseudonym_stamp="").order_by().values_list("organization_id", "id")
     by_organization: dict[int, list[int]] = {}
     for organization_id, party_id in waiting[:SWEEP_PARTIES]:

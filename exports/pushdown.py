@@ -112,7 +112,7 @@ class _Refs:
     def party_pseudonyms(self, role: str, field: str, *, many: bool, column: str) -> str:
         """The pseudonyms of the case's people: made once per party in the parties' join."""
         self.party_pseudonym_fields.add((role, field, many, column))
-        return f"pt.{_quoted('psn:' + party_lookup(role, field, many=many))}"
+        return f"pt.{_quoted(party_lookup(role, field, many=many, pseudonyms=True))}"
 
     def pseudonym_pads(self) -> tuple[str, str]:
         """The HMAC's padded keys, read from the connection's pads table (``load_pads``):
@@ -278,7 +278,7 @@ def _parties_join(builder: SqlBuilder, refs: _Refs, case_table: str, where: str)
         return f"q.{_quoted(field)}"
 
     for role, field, many, column in sorted(refs.party_pseudonym_fields):
-        name = _quoted("psn:" + party_lookup(role, field, many=many))
+        name = _quoted(party_lookup(role, field, many=many, pseudonyms=True))
         # Each of the role's parties' pseudonym, stored or made, in the rows of the role only.
         pseudonym = stored_pseudonym(builder, "p", role, field, column, refs.pseudonym_stamp(), refs.pseudonym_pads())
         s = _quoted(f"s:{role}:{field}")

@@ -29,10 +29,12 @@ from django.db.models import F, Field, Func, JSONField, Model, Q, QuerySet, Text
 from django.db.models.expressions import Expression, RawSQL
 from django.db.models.functions import Cast
 
-from cases.models import Case, Investigation, Party
-from exports.columns import Block, ExportColumn, JsonKeys, Layout, export_columns
+from cases.models import PARTY_PSEUDONYM_COLUMNS, Case, Investigation, Party
+from exports.columns import PSEUDONYMS_PREFIX, Block, ExportColumn, JsonKeys, Layout, export_columns
 from exports.columns_base import Column, IdentityMode, Sensitivity
+from exports.party_pseudonyms import pseudonym_stamp, stored_field
 from exports.writers.base import rows_of
+from organizations.pseudonyms import column_pseudonym
 
 CHUNK_SIZE = 2000
 
@@ -318,6 +320,14 @@ def _paths(read: Iterable[tuple[str, JsonKeys] | None]) -> dict[str, list[JsonKe
     return paths
 
 
+def _party_read(lookup: str) -> tuple[str, str, str, bool]:
+    """``party_lookup``'s parts: ``party``/``parties``, the role, the field, and whether the
+    pseudonyms are read."""
+    pseudonyms = lookup.startswith(PSEUDONYMS_PREFIX)
+    kind, role, field = lookup.removeprefix(PSEUDONYMS_PREFIX).split(":")
+    return kind, role, field, pseudonyms
+
+
 class RowPlan:
     """One export's columns, compiled: what it reads and the function that makes its rows."""
 
@@ -357,6 +367,7 @@ class RowPlan:
         )
         self._inv_convert = converters(Investigation, self.inv_fields, inv_paths)
         self._invs: OfCases | None = None  # compiled when first read
+        self._pseudonym_makers: dict[str, Callable[[Any], str | None]] = {}
         self._parties: OfCases | None = None
         self._inv_select = selected(Investigation, self.inv_fields, inv_paths)
         self._case_select = selected(Case, self.case_fields, case_paths)
@@ -391,11 +402,17 @@ class RowPlan:
 
     def _party_columns(self, row_cases: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """The party values of each row's case, a column per party field (one query per
-        chunk): the first reporter's field, or the list of every non-blank field in a role."""
+        chunk): the first reporter's field, or the list of every non-blank field in a role;
+        or their pseudonyms (``psn:``…), each the party's stored one where its stamp is
+        current (``exports.party_pseudonyms``), else made here."""
         if not self.party_fields:
             return []
-        wanted = [tuple(f.split(":")) for f in self.party_fields]
-        attributes = sorted({field for _, _, field in wanted})
+        wanted = [_party_read(f) for f in self.party_fields]
+        read = {field for _, _, field, _ in wanted}
+        read |= {stored_field(field) for _, _, field, pseudonyms in wanted if pseudonyms}
+        if any(pseudonyms for *_, pseudonyms in wanted):
+            read.add("pseudonym_stamp")
+        attributes = sorted(read)
         people: dict[int, dict[str, list[Sequence[Any]]]] = {}
         if self._parties is None:
             parties = Party.objects.order_by("case_id", "id").values_list("case_id", "role", *attributes)
@@ -406,13 +423,58 @@ class RowPlan:
         owns = [people.get(case[0], nobody) for case in row_cases]
         at = {field: i for i, field in enumerate(attributes, 2)}
         columns: list[list[Any]] = []
-        for kind, role, field in wanted:
+        for kind, role, field, pseudonyms in wanted:
             i = at[field]
-            if kind == "parties":
+            if pseudonyms:
+                columns.append(
+                    self._pseudonyms(
+                        owns, role, field, i, at[stored_field(field)], at["pseudonym_stamp"], many=kind == "parties"
+                    )
+                )
+            elif kind == "parties":
                 columns.append([[p[i] for p in own.get(role, ()) if p[i].strip()] for own in owns])
             else:
                 columns.append([own[role][0][i] if role in own else None for own in owns])
         return columns
+
+    def _pseudonyms(
+        self,
+        owns: Sequence[Mapping[str, list[Sequence[Any]]]],
+        role: str,
+        field: str,
+        i: int,
+        stored: int,
+        stamp_at: int,
+        *,
+        many: bool,
+    ) -> list[Any]:
+        """The pseudonyms of a role's ``field``: the list of every non-blank one (``many``),
+        or the first party's (None when blank). A party's stored pseudonym of a blank value
+        is NULL, as ``organizations.pseudonyms`` makes none of it."""
+        stamp, make = self._pseudonym_stamp, self._pseudonym_maker(role, field)
+        if many:
+            return [
+                [v for p in own.get(role, ()) if (v := p[stored] if p[stamp_at] == stamp else make(p[i]))]
+                for own in owns
+            ]
+        firsts = [own[role][0] if role in own else None for own in owns]
+        return [None if p is None else p[stored] if p[stamp_at] == stamp else make(p[i]) for p in firsts]
+
+    @functools.cached_property
+    def _pseudonym_stamp(self) -> str:
+        if self.pseudonym_key is None:
+            raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
+        return pseudonym_stamp(self.pseudonym_key)
+
+    def _pseudonym_maker(self, role: str, field: str) -> Callable[[Any], str | None]:
+        """The pseudonyms of parties whose stored ones are stale (rarely more than a few),
+        made under the column their role puts the field in; one maker per column an export."""
+        column = PARTY_PSEUDONYM_COLUMNS[field][role]
+        if (make := self._pseudonym_makers.get(column)) is None:
+            assert self.pseudonym_key is not None
+            make = functools.lru_cache(maxsize=1024)(column_pseudonym(key=self.pseudonym_key, column=column))
+            self._pseudonym_makers[column] = make
+        return make
 
     def _investigations(self, case_ids: list[int]) -> dict[int, list[Sequence[Any]]]:
         by_case: dict[int, list[Sequence[Any]]] = {}
