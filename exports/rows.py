@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Field, Func, JSONField, Model, Q, QuerySet, TextField
+from django.db.models import Case as SqlCase
+from django.db.models import F, Field, Func, JSONField, Model, Q, QuerySet, TextField, Value, When
 from django.db.models.expressions import Expression, RawSQL
 from django.db.models.functions import Cast
 
@@ -37,6 +38,7 @@ from exports.writers.base import rows_of
 from organizations.pseudonyms import column_pseudonym
 
 CHUNK_SIZE = 2000
+PARTY_FIELD_NAMES = frozenset(f.name for f in Party._meta.get_fields())
 
 
 Converter = Callable[[Any], Any]
@@ -368,6 +370,7 @@ class RowPlan:
         self._inv_convert = converters(Investigation, self.inv_fields, inv_paths)
         self._invs: OfCases | None = None  # compiled when first read
         self._pseudonym_makers: dict[str, Callable[[Any], str | None]] = {}
+        self._party_at: dict[str, int] = {}  # where each value read sits in a party's row
         self._parties: OfCases | None = None
         self._inv_select = selected(Investigation, self.inv_fields, inv_paths)
         self._case_select = selected(Case, self.case_fields, case_paths)
@@ -404,61 +407,70 @@ class RowPlan:
         """The party values of each row's case, a column per party field (one query per
         chunk): the first reporter's field, or the list of every non-blank field in a role;
         or their pseudonyms (``psn:``…), each the party's stored one where its stamp is
-        current (``exports.party_pseudonyms``), else made here."""
+        current (``exports.party_pseudonyms``), else made here from the value, which only
+        such a party's row carries (a value read is a string made)."""
         if not self.party_fields:
             return []
         wanted = [_party_read(f) for f in self.party_fields]
-        read = {field for _, _, field, _ in wanted}
-        read |= {stored_field(field) for _, _, field, pseudonyms in wanted if pseudonyms}
-        if any(pseudonyms for *_, pseudonyms in wanted):
-            read.add("pseudonym_stamp")
-        attributes = sorted(read)
-        people: dict[int, dict[str, list[Sequence[Any]]]] = {}
         if self._parties is None:
-            parties = Party.objects.order_by("case_id", "id").values_list("case_id", "role", *attributes)
-            self._parties = OfCases(parties)
+            self._parties = OfCases(self._party_query(wanted))
+        people: dict[int, dict[str, list[Sequence[Any]]]] = {}
         for party in self._parties.fetch(list(dict.fromkeys(case[0] for case in row_cases))):
             people.setdefault(party[0], {}).setdefault(party[1], []).append(party)
         nobody: dict[str, list[Sequence[Any]]] = {}
         owns = [people.get(case[0], nobody) for case in row_cases]
-        at = {field: i for i, field in enumerate(attributes, 2)}
+        at = self._party_at
         columns: list[list[Any]] = []
         for kind, role, field, pseudonyms in wanted:
-            i = at[field]
             if pseudonyms:
-                columns.append(
-                    self._pseudonyms(
-                        owns, role, field, i, at[stored_field(field)], at["pseudonym_stamp"], many=kind == "parties"
-                    )
-                )
-            elif kind == "parties":
+                made, stale = at[f"made_{field}"], at[f"stale_{field}"]
+                columns.append(self._pseudonyms(owns, role, field, made, stale, many=kind == "parties"))
+                continue
+            i = at[field]
+            if kind == "parties":
                 columns.append([[p[i] for p in own.get(role, ()) if p[i].strip()] for own in owns])
             else:
                 columns.append([own[role][0][i] if role in own else None for own in owns])
         return columns
+
+    def _party_query(self, wanted: Sequence[tuple[str, str, str, bool]]) -> QuerySet[Party]:
+        """The parties' ``case_id``, ``role`` and what the columns read: a field's value, or
+        its pseudonym made ahead (``made_``: NULL when stale or blank) and the value of a
+        party whose pseudonyms are stale (``stale_``: NULL when current)."""
+        read: dict[str, Any] = {}
+        for _, _, field, pseudonyms in sorted(wanted, key=lambda w: w[2]):
+            if not pseudonyms:
+                read[field] = F(field)
+                continue
+            current = Q(pseudonym_stamp=self._pseudonym_stamp)
+            read[f"made_{field}"] = SqlCase(When(current, then=F(stored_field(field))), output_field=TextField())
+            read[f"stale_{field}"] = SqlCase(
+                When(current, then=Value(None)), default=F(field), output_field=TextField()
+            )
+        self._party_at = {name: i for i, name in enumerate(read, 2)}
+        aliases = {name: expression for name, expression in read.items() if name not in PARTY_FIELD_NAMES}
+        return Party.objects.order_by("case_id", "id").annotate(**aliases).values_list("case_id", "role", *read)
 
     def _pseudonyms(
         self,
         owns: Sequence[Mapping[str, list[Sequence[Any]]]],
         role: str,
         field: str,
-        i: int,
-        stored: int,
-        stamp_at: int,
+        made: int,
+        stale: int,
         *,
         many: bool,
     ) -> list[Any]:
         """The pseudonyms of a role's ``field``: the list of every non-blank one (``many``),
         or the first party's (None when blank). A party's stored pseudonym of a blank value
         is NULL, as ``organizations.pseudonyms`` makes none of it."""
-        stamp, make = self._pseudonym_stamp, self._pseudonym_maker(role, field)
+        make = self._pseudonym_maker(role, field)
         if many:
             return [
-                [v for p in own.get(role, ()) if (v := p[stored] if p[stamp_at] == stamp else make(p[i]))]
-                for own in owns
+                [v for p in own.get(role, ()) if (v := p[made] if p[stale] is None else make(p[stale]))] for own in owns
             ]
         firsts = [own[role][0] if role in own else None for own in owns]
-        return [None if p is None else p[stored] if p[stamp_at] == stamp else make(p[i]) for p in firsts]
+        return [None if p is None else p[made] if p[stale] is None else make(p[stale]) for p in firsts]
 
     @functools.cached_property
     def _pseudonym_stamp(self) -> str:
