@@ -64,7 +64,7 @@ class Block:
     chunk, when a column first reads it, and a datetime put in the organization's zone once.
     """
 
-    __slots__ = ("_local", "_raw", "_values", "invs", "layout", "owns")
+    __slots__ = ("_local", "_nth", "_raw", "_values", "invs", "layout", "owns")
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class Block:
         self._raw: list[Sequence[Any]] = [*zip(*cases, strict=True), *more]
         self._values: dict[int, Sequence[Any]] = {}
         self._local: dict[int, Sequence[Any]] = {}
+        self._nth: dict[int, Sequence[Sequence[Any] | None]] = {}
 
     def case(self, i: int) -> Sequence[Any]:
         """The i-th fetched case value of every row, as Python values."""
@@ -95,6 +96,14 @@ class Block:
             zone = self.layout.zone
             values = self._local[i] = [None if v is None else v.astimezone(zone) for v in self.case(i)]
         return values
+
+    def nth(self, n: int) -> Sequence[Sequence[Any] | None]:
+        """Each row's case's n-th investigation (from 0), or None: found once for the
+        investigation group's every field."""
+        found = self._nth.get(n)
+        if found is None:
+            found = self._nth[n] = [own[n] if len(own) > n else None for own in self.owns]
+        return found
 
 
 #: A compiled column: its values for every row of a block, in order.
@@ -481,7 +490,7 @@ def _investigation_cells(
 def _nth_investigation(n: int, field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
         i, cells = layout.investigation[field], _investigation_cells(field, labels, layout.zone)
-        return lambda block: cells([own[n][i] if len(own) > n else None for own in block.owns])
+        return lambda block: cells([None if inv is None else inv[i] for inv in block.nth(n)])
 
     return compile
 
