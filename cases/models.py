@@ -226,10 +226,11 @@ class Party(models.Model):
     phone = models.CharField(max_length=40, blank=True)
     employee_id = models.CharField(max_length=40, blank=True)
     job_title = models.CharField(max_length=120, blank=True)
-    # Pseudonyms made ahead for exports on PostgreSQL (``exports.party_pseudonyms``): each
+    # Pseudonyms made ahead for exports (``exports.party_pseudonyms``): each
     # identifying field's, under the export column the party's role puts it in (None: blank,
     # or no such column). Valid only while ``pseudonym_stamp`` is the organization's current
-    # stamp; a change to the role or to any of these fields clears the stamp (a trigger).
+    # stamp; a change to the role or to any of these fields clears the stamp (a trigger,
+    # on PostgreSQL and SQLite).
     pseudonym_stamp = models.CharField(max_length=32, blank=True, db_default="", editable=False)
     pseudonym_full_name = models.CharField(max_length=14, null=True, blank=True, editable=False)
     pseudonym_email = models.CharField(max_length=14, null=True, blank=True, editable=False)
