@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # and can make a venv, else the first python3 on the PATH (PYTHON=… chooses). Distribution
 # builds are compiled with profile-guided and link-time optimisation into one binary; a
 # build without them (pyenv's default: shared libpython, no PGO) runs the exports' Python
-# path 1.4–1.6× slower (docs/performance.md, "The interpreter").
+# path 1.4× slower (docs/performance.md, "The interpreter").
 PYTHON ?= $(or $(shell for p in /usr/bin/python3 python3; do \
   $$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; \
   done),python3)

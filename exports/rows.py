@@ -35,10 +35,9 @@ from exports.columns import PSEUDONYMS_PREFIX, Block, ExportColumn, JsonKeys, La
 from exports.columns_base import Column, IdentityMode, Sensitivity
 from exports.party_pseudonyms import pseudonym_stamp, stored_field
 from exports.writers.base import rows_of
-from organizations.pseudonyms import column_pseudonym
+from tagging.formatting import pseudonymiser
 
 CHUNK_SIZE = 2000
-PARTY_FIELD_NAMES = frozenset(f.name for f in Party._meta.get_fields())
 
 
 Converter = Callable[[Any], Any]
@@ -369,8 +368,9 @@ class RowPlan:
         )
         self._inv_convert = converters(Investigation, self.inv_fields, inv_paths)
         self._invs: OfCases | None = None  # compiled when first read
-        self._pseudonym_makers: dict[str, Callable[[Any], str | None]] = {}
+        self._party_reads = [_party_read(f) for f in self.party_fields]
         self._party_at: dict[str, int] = {}  # where each value read sits in a party's row
+        self._pseudonym_makers: dict[str, Callable[[Any], str | None]] = {}
         self._parties: OfCases | None = None
         self._inv_select = selected(Investigation, self.inv_fields, inv_paths)
         self._case_select = selected(Case, self.case_fields, case_paths)
@@ -411,9 +411,9 @@ class RowPlan:
         such a party's row carries (a value read is a string made)."""
         if not self.party_fields:
             return []
-        wanted = [_party_read(f) for f in self.party_fields]
         if self._parties is None:
-            self._parties = OfCases(self._party_query(wanted))
+            query, self._party_at = self._party_query()
+            self._parties = OfCases(query)
         people: dict[int, dict[str, list[Sequence[Any]]]] = {}
         for party in self._parties.fetch(list(dict.fromkeys(case[0] for case in row_cases))):
             people.setdefault(party[0], {}).setdefault(party[1], []).append(party)
@@ -421,7 +421,7 @@ class RowPlan:
         owns = [people.get(case[0], nobody) for case in row_cases]
         at = self._party_at
         columns: list[list[Any]] = []
-        for kind, role, field, pseudonyms in wanted:
+        for kind, role, field, pseudonyms in self._party_reads:
             if pseudonyms:
                 made, stale = at[f"made_{field}"], at[f"stale_{field}"]
                 columns.append(self._pseudonyms(owns, role, field, made, stale, many=kind == "parties"))
@@ -433,23 +433,26 @@ class RowPlan:
                 columns.append([own[role][0][i] if role in own else None for own in owns])
         return columns
 
-    def _party_query(self, wanted: Sequence[tuple[str, str, str, bool]]) -> QuerySet[Party]:
-        """The parties' ``case_id``, ``role`` and what the columns read: a field's value, or
+    def _party_query(self) -> tuple[QuerySet[Party], dict[str, int]]:
+        """The parties' ``case_id``, ``role`` and what the columns read — a field's value, or
         its pseudonym made ahead (``made_``: NULL when stale or blank) and the value of a
-        party whose pseudonyms are stale (``stale_``: NULL when current)."""
-        read: dict[str, Any] = {}
-        for _, _, field, pseudonyms in sorted(wanted, key=lambda w: w[2]):
+        party whose pseudonyms are stale (``stale_``: NULL when current) — and where each
+        sits in a party's row."""
+        names: list[str] = []
+        made_ahead: dict[str, SqlCase] = {}
+        for field, pseudonyms in sorted({(field, pseudonyms) for _, _, field, pseudonyms in self._party_reads}):
             if not pseudonyms:
-                read[field] = F(field)
+                names.append(field)
                 continue
-            current = Q(pseudonym_stamp=self._pseudonym_stamp)
-            read[f"made_{field}"] = SqlCase(When(current, then=F(stored_field(field))), output_field=TextField())
-            read[f"stale_{field}"] = SqlCase(
+            assert self.pseudonym_key is not None  # the pseudonymised columns compiled: there is one
+            current = Q(pseudonym_stamp=pseudonym_stamp(self.pseudonym_key))
+            made_ahead[f"made_{field}"] = SqlCase(When(current, then=F(stored_field(field))), output_field=TextField())
+            made_ahead[f"stale_{field}"] = SqlCase(
                 When(current, then=Value(None)), default=F(field), output_field=TextField()
             )
-        self._party_at = {name: i for i, name in enumerate(read, 2)}
-        aliases = {name: expression for name, expression in read.items() if name not in PARTY_FIELD_NAMES}
-        return Party.objects.order_by("case_id", "id").annotate(**aliases).values_list("case_id", "role", *read)
+            names += [f"made_{field}", f"stale_{field}"]
+        query = Party.objects.order_by("case_id", "id").annotate(**made_ahead).values_list("case_id", "role", *names)
+        return query, {name: i for i, name in enumerate(names, 2)}
 
     def _pseudonyms(
         self,
@@ -472,20 +475,13 @@ class RowPlan:
         firsts = [own[role][0] if role in own else None for own in owns]
         return [None if p is None else p[made] if p[stale] is None else make(p[stale]) for p in firsts]
 
-    @functools.cached_property
-    def _pseudonym_stamp(self) -> str:
-        if self.pseudonym_key is None:
-            raise ValueError("Pseudonymised columns need the organization's pseudonym key.")
-        return pseudonym_stamp(self.pseudonym_key)
-
     def _pseudonym_maker(self, role: str, field: str) -> Callable[[Any], str | None]:
         """The pseudonyms of parties whose stored ones are stale (rarely more than a few),
         made under the column their role puts the field in; one maker per column an export."""
         column = PARTY_PSEUDONYM_COLUMNS[field][role]
         if (make := self._pseudonym_makers.get(column)) is None:
             assert self.pseudonym_key is not None
-            make = functools.lru_cache(maxsize=1024)(column_pseudonym(key=self.pseudonym_key, column=column))
-            self._pseudonym_makers[column] = make
+            make = self._pseudonym_makers[column] = pseudonymiser(key=self.pseudonym_key, column=column, remember=1024)
         return make
 
     def _investigations(self, case_ids: list[int]) -> dict[int, list[Sequence[Any]]]:
