@@ -390,16 +390,24 @@ class RowPlan:
     # --- reading --------------------------------------------------------------------------
 
     def _case_chunks(self, cases: QuerySet[Case]) -> Iterator[list[Sequence[Any]]]:
-        query = cases.order_by("created_at", "id").values_list(*self._case_select)
+        """The cases a chunk at a time, each chunk read after the last one's key.
+
+        The key's bound leads each chunk's ``WHERE``: SQLite ranges an index over the first
+        lower bound of a column it meets, so with the export's own first (a date filter, a
+        part's start) every chunk read the index from there, a chunk 400,000 rows in 72 ms
+        against 15 — an export quadratic in its rows. PostgreSQL takes the tighter bound
+        whatever the order."""
+        ordered = cases.order_by("created_at", "id")
         created = self.layout.case_convert.get(1)
-        chunk = fetch(query[:CHUNK_SIZE], ())
+        chunk = fetch(ordered.values_list(*self._case_select)[:CHUNK_SIZE], ())
         while chunk:
             last_id, last_created = chunk[-1][0], chunk[-1][1]
             if created is not None:
                 last_created = created(last_created)
             after = Q(created_at__gt=last_created) | Q(created_at=last_created, id__gt=last_id)
+            keyset = Case.objects.filter(created_at__gte=last_created).filter(after)
             # The next chunk's query runs only when this one was written: no statement stays open.
-            following = query.filter(after, created_at__gte=last_created)
+            following = (keyset & ordered).values_list(*self._case_select)
             yield chunk
             chunk = fetch(following[:CHUNK_SIZE], ()) if len(chunk) == CHUNK_SIZE else []
 

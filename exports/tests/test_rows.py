@@ -159,3 +159,51 @@ def test_rows_are_made_with_the_collector_tuned_and_its_settings_come_back():
         raise RuntimeError("stop")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == frozen
+
+
+def test_each_chunk_is_read_from_the_last_ones_key_whatever_the_exports_own_date_bound(monkeypatch):
+    """SQLite ranges an index over the first lower bound of a column in the ``WHERE``: with
+    the export's own date bound first, every chunk read the index from that date, the last
+    chunk of an export reading all the cases before it. Counted in SQLite's virtual machine
+    steps, which no machine's speed moves: the last chunk costs what the second does."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL ranges over the tighter bound whatever the order")
+    org = OrganizationFactory(timezone="UTC")
+    start = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    for i in range(300):
+        CaseFactory(organization=org, primary_riu=None, created_at=start + dt.timedelta(minutes=i))
+    monkeypatch.setattr(rows_module, "CHUNK_SIZE", 10)
+    steps: list[int] = []
+    fetch = rows_module.fetch
+
+    def counted(query, convert):
+        count = [0]
+
+        def step() -> int:
+            count[0] += 1
+            return 0  # go on
+
+        connection.connection.set_progress_handler(step, 1)
+        try:
+            return fetch(query, convert)
+        finally:
+            connection.connection.set_progress_handler(None, 1)
+            steps.append(count[0])
+
+    monkeypatch.setattr(rows_module, "fetch", counted)
+    plan = RowPlan(
+        dataset="cases",
+        options={"core": ["reference"], "include_tags": False},
+        snapshot=[],
+        timezone="UTC",
+        now=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        pseudonym_key=bytes(org.pseudonym_key),
+    )
+    cases = cases_filtered(organization_id=org.pk, filters={"created_from": "2026-01-01"}, timezone="UTC")
+
+    references = [row[0] for row in plan.rows(cases)]
+
+    assert len(references) == 300 and len(set(references)) == 300
+    assert len(steps) == 31  # 30 chunks, and the read after a full one that finds none
+    # Before: the 30th chunk stepped over the 290 cases before it (ten times the second's steps).
+    assert steps[29] < 1.5 * steps[1], steps
