@@ -41,6 +41,7 @@ def main() -> None:
         timezone=org.timezone,
         now=timezone.now(),
         pseudonym_key=bytes(org.pseudonym_key),
+        datetimes_as_text=CsvWriter.datetimes_as_text,
     )
     cases = bench_exports.plan_cases()
     cut = cases.order_by("created_at", "id").values_list("created_at", flat=True)[rows]

@@ -26,6 +26,7 @@ from cases.models import (
 )
 from config.errors import ApplicationError
 from exports.columns_base import Column, ColumnGroup, ColumnType, IdentityMode, Sensitivity
+from exports.local_time import LocalIsoText
 from exports.sql import Json, SqlBuilder
 from tagging.formatting import COERCED, LIST_SEPARATOR, pseudonymiser
 from tagging.paths import parse_field_path
@@ -52,6 +53,12 @@ class Layout:
     # a row is the list of the values at its paths, in this order (``exports.rows``).
     case_paths: Mapping[str, Sequence[JsonKeys]] = dataclasses.field(default_factory=dict)
     investigation_paths: Mapping[str, Sequence[JsonKeys]] = dataclasses.field(default_factory=dict)
+    # Set when the file shows a datetime as its ISO text (CSV, JSONL): a case's datetime
+    # cells are then that text, made from the stored value (``Block.local_cells``).
+    local_text: LocalIsoText | None = None
+    # Then an investigation's datetimes are read as stored too: converted by these (by index)
+    # where a column needs the datetime itself.
+    investigation_convert: Mapping[int, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
 
 
 class Block:
@@ -64,7 +71,7 @@ class Block:
     chunk, when a column first reads it, and a datetime put in the organization's zone once.
     """
 
-    __slots__ = ("_local", "_nth", "_raw", "_values", "invs", "layout", "owns")
+    __slots__ = ("_local", "_local_cells", "_nth", "_raw", "_values", "invs", "layout", "owns")
 
     def __init__(
         self,
@@ -78,6 +85,7 @@ class Block:
         self._raw: list[Sequence[Any]] = [*zip(*cases, strict=True), *more]
         self._values: dict[int, Sequence[Any]] = {}
         self._local: dict[int, Sequence[Any]] = {}
+        self._local_cells: dict[int, Sequence[Any]] = {}
         self._nth: dict[int, Sequence[Sequence[Any] | None]] = {}
 
     def case(self, i: int) -> Sequence[Any]:
@@ -95,6 +103,17 @@ class Block:
         if values is None:
             zone = self.layout.zone
             values = self._local[i] = [None if v is None else v.astimezone(zone) for v in self.case(i)]
+        return values
+
+    def local_cells(self, i: int) -> Sequence[Any]:
+        """The cells of the i-th case value (an aware datetime) in the organization's zone:
+        the datetimes, or their ISO text where the file shows that (``Layout.local_text``),
+        made from the values as read (not parsed first)."""
+        if (text := self.layout.local_text) is None:
+            return self.local(i)
+        values = self._local_cells.get(i)
+        if values is None:
+            values = self._local_cells[i] = text(self._raw[i])
         return values
 
     def nth(self, n: int) -> Sequence[Sequence[Any] | None]:
@@ -179,7 +198,7 @@ def _local(name: str) -> Callable[[Layout], Extractor]:
 
     def compile(layout: Layout) -> Extractor:
         i = layout.case[name]
-        return lambda block: block.local(i)
+        return lambda block: block.local_cells(i)
 
     return compile
 
@@ -475,11 +494,14 @@ TAG_TYPES = {
 
 
 def _investigation_cells(
-    field: str, labels: Mapping[str, str] | None, zone: dt.tzinfo
+    field: str, labels: Mapping[str, str] | None, layout: Layout
 ) -> Callable[[Sequence[Any]], list[Any]]:
-    """An investigation field's cells from its values: choice labels, local datetimes,
-    "" as missing."""
+    """An investigation field's cells from its values: choice labels, local datetimes (or
+    their ISO text, from the values as stored: ``Layout.local_text``), "" as missing."""
     if field in INVESTIGATION_DATETIMES:
+        if layout.local_text is not None:
+            return layout.local_text
+        zone = layout.zone
         return lambda values: [None if v is None else v.astimezone(zone) for v in values]
     if labels is not None:
         names = dict(labels)
@@ -489,7 +511,7 @@ def _investigation_cells(
 
 def _nth_investigation(n: int, field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
-        i, cells = layout.investigation[field], _investigation_cells(field, labels, layout.zone)
+        i, cells = layout.investigation[field], _investigation_cells(field, labels, layout)
         return lambda block: cells([None if inv is None else inv[i] for inv in block.nth(n)])
 
     return compile
@@ -497,7 +519,7 @@ def _nth_investigation(n: int, field: str, labels: Mapping[str, str] | None) -> 
 
 def _this_investigation(field: str, labels: Mapping[str, str] | None) -> Callable[[Layout], Extractor]:
     def compile(layout: Layout) -> Extractor:
-        i, cells = layout.investigation[field], _investigation_cells(field, labels, layout.zone)
+        i, cells = layout.investigation[field], _investigation_cells(field, labels, layout)
         return lambda block: cells([None if inv is None else inv[i] for inv in block.invs])
 
     return compile
@@ -570,6 +592,8 @@ def _tag(tag: CompiledTag) -> ExportColumn:
         if entity == "investigation":
             i = layout.investigation[field]
             n = layout.investigation_paths[field].index(keys) if keys else None
+            if n is None and (convert := layout.investigation_convert.get(i)) is not None:
+                return lambda block: [None if inv is None or inv[i] is None else convert(inv[i]) for inv in block.invs]
             if n is None:
                 return lambda block: [None if inv is None else inv[i] for inv in block.invs]
             return lambda block: [None if inv is None or inv[i] is None else inv[i][n] for inv in block.invs]
@@ -581,6 +605,12 @@ def _tag(tag: CompiledTag) -> ExportColumn:
 
     def compile(layout: Layout) -> Extractor:
         raw = values(layout)
+        if local and entity != "investigation" and tag.data_type == "datetime":
+            i = layout.case[lookup]
+            return lambda block: block.local_cells(i)  # the datetime as it is, or its ISO text
+        if local and tag.data_type == "datetime" and (text := layout.local_text) is not None:
+            i = layout.investigation[field]  # an investigation's, as stored
+            return lambda block: text([None if inv is None else inv[i] for inv in block.invs])
         if local and entity != "investigation":
             i = layout.case[lookup]
             raw = lambda block: block.local(i)  # noqa: E731

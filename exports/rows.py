@@ -33,6 +33,7 @@ from django.db.models.functions import Cast
 from cases.models import PARTY_PSEUDONYM_COLUMNS, Case, Investigation, Party
 from exports.columns import PSEUDONYMS_PREFIX, Block, ExportColumn, JsonKeys, Layout, export_columns
 from exports.columns_base import Column, IdentityMode, Sensitivity
+from exports.local_time import LocalIsoText
 from exports.party_pseudonyms import pseudonym_stamp, stored_field
 from exports.writers.base import rows_of
 from tagging.formatting import pseudonymiser
@@ -341,7 +342,10 @@ class RowPlan:
         timezone: str,
         now: dt.datetime,
         pseudonym_key: bytes | None = None,
+        datetimes_as_text: bool = False,
     ) -> None:
+        """``datetimes_as_text``: the file shows a datetime as its ISO text (CSV, JSONL),
+        and the datetime columns give that text (``exports.local_time``)."""
         self.dataset = dataset
         self.pseudonym_key = pseudonym_key
         self.export_columns: list[ExportColumn] = export_columns(dataset=dataset, options=options, snapshot=snapshot)
@@ -367,6 +371,14 @@ class RowPlan:
             c.json_path for c in self.export_columns if c.json_path and c.json_path[0] in c.investigation_fields
         )
         self._inv_convert = converters(Investigation, self.inv_fields, inv_paths)
+        # Datetimes shown as text are made from the stored values: read as they are.
+        stored = {
+            i
+            for i, field in enumerate(self.inv_fields)
+            if datetimes_as_text and _field(Investigation, field).get_internal_type() == "DateTimeField"
+        }
+        inv_convert_later = {i: convert for i, convert in self._inv_convert if i in stored}
+        self._inv_convert = [(i, convert) for i, convert in self._inv_convert if i not in stored]
         self._invs: OfCases | None = None  # compiled when first read
         self._party_reads = [_party_read(f) for f in self.party_fields]
         self._party_at: dict[str, int] = {}  # where each value read sits in a party's row
@@ -384,6 +396,8 @@ class RowPlan:
             case_convert=dict(converters(Case, self.case_fields, case_paths)),
             case_paths=case_paths,
             investigation_paths=inv_paths,
+            local_text=LocalIsoText(zone) if datetimes_as_text else None,
+            investigation_convert=inv_convert_later,
         )
         self.extractors = [c.compile(self.layout) for c in self.export_columns]
 

@@ -415,6 +415,9 @@ def export_write(
     cases = cases_filtered(organization_id=org.pk, filters=job.filters, timezone=org.timezone)
     if job.dataset == Dataset.BOARD_REPORT:
         return _write_board_report(job, cases, stream, generated)
+    from exports.writers import get_writer
+
+    writer = get_writer(job.format)
     plan = RowPlan(
         dataset=job.dataset,
         options=job.columns,
@@ -422,6 +425,7 @@ def export_write(
         timezone=org.timezone,
         now=generated,
         pseudonym_key=bytes(org.pseudonym_key),
+        datetimes_as_text=writer.datetimes_as_text,
     )
     total = plan.count(cases)
     if on_total:
@@ -440,9 +444,6 @@ def export_write(
     }
     if pushdown_enabled() and (written := copy_write(**file, timezone=org.timezone, now=generated)) is not None:
         return written
-    from exports.writers import get_writer
-
-    writer = get_writer(job.format)
 
     def write(blocks: Iterable[ColumnBlock], out: Any, progress: Callable[[int], None] | None) -> int:
         return writer.write_blocks(columns=plan.columns, blocks=blocks, stream=out, about=about, on_progress=progress)

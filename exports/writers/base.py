@@ -116,6 +116,8 @@ class BaseWriter:
     format: ClassVar[str]
     media_type: ClassVar[str]
     extension: ClassVar[str]
+    #: The file shows an aware datetime as ``isoformat()``, and takes that text for it.
+    datetimes_as_text: ClassVar[bool] = False
 
     def write(
         self,

@@ -47,6 +47,7 @@ class CsvWriter(ColumnWriter):
     format = "csv"
     media_type = "text/csv; charset=utf-8"
     extension = "csv"
+    datetimes_as_text = True
 
     def write_columns(
         self,

@@ -68,6 +68,7 @@ class JsonlWriter(ColumnWriter):
     format = "jsonl"
     media_type = "application/jsonl"
     extension = "jsonl"
+    datetimes_as_text = True
 
     def write_columns(
         self,
