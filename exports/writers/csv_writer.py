@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -26,6 +27,12 @@ from .cells import FORMULA_PREFIXES, NEUTRALISER, spreadsheet_text
 BOM = b"\xef\xbb\xbf"
 # What the csv module quotes (minimal quoting): the delimiter, the quote, the line terminator's characters.
 NEEDS_QUOTES = re.compile('[,"\r\n]')
+# A column's text is searched for each of them (``in``: a memchr, ten times a regex's pace).
+_QUOTED_CHARACTERS = (",", '"', "\r", "\n")
+# Each formula prefix is one character: a cell's first (``text[0:1]``, "" when empty) is looked up.
+_FORMULA_FIRSTS = frozenset(FORMULA_PREFIXES)
+assert all(len(prefix) == 1 for prefix in FORMULA_PREFIXES)
+_FIRST = slice(0, 1)
 _NONE = type(None)
 
 # Values whose as_text can never start with a formula character nor hold a character to
@@ -83,7 +90,7 @@ def _cells(values: Sequence[Any]) -> Sequence[str]:
         kind = kinds.pop()
         if kind is str:
             texts = ["" if v is None else v for v in values] if blanks else values
-            if any(map(str.startswith, texts, itertools.repeat(FORMULA_PREFIXES))):
+            if not _FORMULA_FIRSTS.isdisjoint(map(operator.getitem, texts, itertools.repeat(_FIRST))):
                 texts = [NEUTRALISER + v if v.startswith(FORMULA_PREFIXES) else v for v in texts]
             return _quoted(texts)
         if (render := _NEVER_NEUTRALISED.get(kind)) is not None:
@@ -99,6 +106,7 @@ def _cells(values: Sequence[Any]) -> Sequence[str]:
 def _quoted(texts: Sequence[str]) -> Sequence[str]:
     """The cells that need it quoted as the csv module quotes (quotes doubled); one search
     through the whole column first, which most columns pass."""
-    if NEEDS_QUOTES.search("".join(texts)) is None:
+    joined = "".join(texts)
+    if not any(character in joined for character in _QUOTED_CHARACTERS):
         return texts
     return ['"' + v.replace('"', '""') + '"' if NEEDS_QUOTES.search(v) else v for v in texts]
